@@ -1,0 +1,53 @@
+"""Backbone registry: each entry binds an architecture to its weights and preprocessing.
+
+An entry carries everything that must not drift between extraction runs (STYLE.md §1):
+the builder, the weights manifest name, the feature dimension and the normalisation.
+Extraction reads preprocessing from the entry, never from scattered constants.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    build: Callable[[], nn.Module]  # forward(x[B,3,16,224,224] normalised) -> [B, feature_dim]
+    feature_dim: int
+    weights: str  # entry name in weights/manifest.json
+    normalise: Callable[[torch.Tensor], torch.Tensor]  # float32 0..255 values -> network input
+    summary: str
+
+
+_REGISTRY: dict[str, BackboneSpec] = {}
+
+
+def register_backbone(spec: BackboneSpec) -> BackboneSpec:
+    if spec.name in _REGISTRY:
+        raise ValueError(f"backbone {spec.name!r} registered twice")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def _load_builtin() -> None:
+    # Imported here, not at module top, so that the registry module has no import cycle
+    # with the architecture modules that register themselves.
+    from vad.extract.backbones import i3d_r50  # noqa: F401
+    from vad.extract.backbones import inception_i3d  # noqa: F401
+
+
+def backbone_names() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def get_backbone(name: str) -> BackboneSpec:
+    _load_builtin()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown backbone {name!r}; choose one of: {', '.join(sorted(_REGISTRY))}") from None

@@ -1,0 +1,196 @@
+"""The feature cache of INTERFACES.md: one feature configuration, one .npy + .json per video.
+
+Every file is written to a temporary name in the same folder and renamed into place, and a
+video counts as finished only once its metadata (written after the features) exists, so a
+crash never leaves an entry that looks complete.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterator
+
+import numpy as np
+
+CACHE_FORMAT = 1
+# Keys of cache.json that define the feature configuration: a cache holds exactly one.
+CONFIG_KEYS = ("backbone", "weights_sha256", "feature_dim", "crops", "clip_len", "short_side", "crop_size", "profile")
+
+
+class CacheError(Exception):
+    """A cache that cannot be used as asked (another configuration, a corrupt entry, a bad id)."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
+
+
+def atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.save(handle, array, allow_pickle=False)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def check_video_id(video_id: str) -> str:
+    """Refuse ids that would escape the cache folder or be ambiguous on disk."""
+    pure = PurePosixPath(video_id)
+    if (
+        not video_id
+        or "\\" in video_id
+        or "\0" in video_id
+        or pure.is_absolute()
+        or any(part in ("", ".", "..") for part in video_id.split("/"))
+    ):
+        raise CacheError(f"invalid video id {video_id!r}: ids are relative '/'-separated paths without '..'")
+    return video_id
+
+
+class FeatureCache:
+    """CACHE/cache.json, CACHE/features/<id>.npy [T,C,D] float32, CACHE/features/<id>.json, failures.jsonl."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.features_dir = self.root / "features"
+
+    # -- configuration ---------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.root / "cache.json"
+
+    def exists(self) -> bool:
+        return self.config_path.is_file()
+
+    @property
+    def config(self) -> dict:
+        try:
+            config = json.loads(self.config_path.read_text())
+        except FileNotFoundError:
+            raise CacheError(f"{self.root}: not a feature cache (no cache.json); run `vad extract` or `vad cache import`") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CacheError(f"{self.config_path}: corrupt cache.json ({exc})") from None
+        if config.get("format") != CACHE_FORMAT:
+            raise CacheError(f"{self.config_path}: unsupported cache format {config.get('format')!r} (expected {CACHE_FORMAT})")
+        return config
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.config["feature_dim"])
+
+    def ensure_config(self, config: dict) -> dict:
+        """Create cache.json, or check that the existing one has the same feature configuration."""
+        wanted = {"format": CACHE_FORMAT, **config}
+        if not self.exists():
+            self.root.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self.config_path, wanted)
+            return wanted
+        current = self.config
+        clashes = [
+            f"{key}: cache has {current.get(key)!r}, asked for {wanted.get(key)!r}"
+            for key in CONFIG_KEYS
+            if key in wanted and current.get(key) != wanted.get(key)
+        ]
+        if clashes:
+            raise CacheError(
+                f"{self.root} holds another feature configuration ({'; '.join(clashes)}); "
+                "use another --cache folder"
+            )
+        return current
+
+    # -- entries ----------------------------------------------------------------------
+    def feature_path(self, video_id: str) -> Path:
+        return self.features_dir / f"{check_video_id(video_id)}.npy"
+
+    def meta_path(self, video_id: str) -> Path:
+        return self.features_dir / f"{check_video_id(video_id)}.json"
+
+    def is_done(self, video_id: str) -> bool:
+        meta = self.meta_path(video_id)
+        return meta.is_file() and self.feature_path(video_id).is_file()
+
+    def video_ids(self) -> list[str]:
+        if not self.features_dir.is_dir():
+            return []
+        ids = []
+        for meta in self.features_dir.rglob("*.json"):
+            if meta.name.startswith("."):
+                continue
+            video_id = meta.relative_to(self.features_dir).with_suffix("").as_posix()
+            if meta.with_suffix(".npy").is_file():
+                ids.append(video_id)
+        return sorted(ids)
+
+    def write(self, video_id: str, features: np.ndarray, meta: dict) -> None:
+        features = np.ascontiguousarray(features, dtype=np.float32)
+        if features.ndim != 3:
+            raise CacheError(f"features of {video_id!r} must be [T, C, D], got shape {features.shape}")
+        # Features first, metadata last: the metadata file is the "finished" mark.
+        atomic_save_npy(self.feature_path(video_id), features)
+        full_meta = {"video_id": video_id, "n_snippets": int(features.shape[0]), **meta}
+        atomic_write_json(self.meta_path(video_id), full_meta)
+
+    def meta(self, video_id: str) -> dict:
+        path = self.meta_path(video_id)
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            raise CacheError(f"{self.root}: no video {video_id!r} in the cache") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CacheError(f"{path}: corrupt metadata ({exc}); re-extract it with --overwrite") from None
+
+    def load(self, video_id: str, mmap: bool = False) -> np.ndarray:
+        """Features [T, C, D] float32; never unpickles (allow_pickle=False)."""
+        path = self.feature_path(video_id)
+        try:
+            array = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+        except FileNotFoundError:
+            raise CacheError(f"{self.root}: no features for video {video_id!r}") from None
+        except (ValueError, OSError, EOFError) as exc:
+            raise CacheError(f"{path}: corrupt feature file ({exc}); re-extract it with --overwrite") from None
+        if array.ndim != 3 or array.dtype != np.float32:
+            raise CacheError(f"{path}: expected float32 [T, C, D], got {array.dtype} {array.shape}")
+        return array
+
+    def iter_features(self, video_ids: list[str] | None = None) -> Iterator[tuple[str, np.ndarray]]:
+        for video_id in video_ids if video_ids is not None else self.video_ids():
+            yield video_id, self.load(video_id)
+
+    # -- failures ---------------------------------------------------------------------
+    @property
+    def failures_path(self) -> Path:
+        return self.root / "failures.jsonl"
+
+    def record_failure(self, video_id: str, source: str, error: str) -> None:
+        # One short append per line; O_APPEND keeps concurrent writers' lines whole.
+        line = json.dumps({"video_id": video_id, "source": source, "error": error}) + "\n"
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.failures_path, "a", encoding="utf-8") as handle:
+            handle.write(line)
+
+    def failures(self) -> list[dict]:
+        if not self.failures_path.is_file():
+            return []
+        return [json.loads(line) for line in self.failures_path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,54 @@
+"""What every subcommand shares: verbosity flags, logging to stderr, one-line errors with exit codes."""
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from typing import Callable
+
+import click
+
+log = logging.getLogger("vad")
+
+
+class BadInput(click.ClickException):
+    """Bad input named on the command line (missing file, malformed CSV...): exit code 2."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:
+        click.echo(f"vad: error: {self.format_message()}", err=True)
+
+
+class RuntimeFailure(click.ClickException):
+    """A runtime failure, or a batch in which some item failed: exit code 1."""
+
+    exit_code = 1
+
+    def show(self, file=None) -> None:
+        click.echo(f"vad: error: {self.format_message()}", err=True)
+
+
+def setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr, force=True)
+
+
+def verbosity(command: Callable) -> Callable:
+    """Add -v/--verbose and -q/--quiet to a command and configure logging before it runs."""
+
+    @click.option("-v", "--verbose", count=True, help="More detail on stderr.")
+    @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr; no progress bars.")
+    @functools.wraps(command)
+    def wrapper(*args, verbose: int, quiet: bool, **kwargs):
+        setup_logging(verbose, quiet)
+        click.get_current_context().meta["vad.quiet"] = quiet
+        return command(*args, **kwargs)
+
+    return wrapper
+
+
+def progress_disabled() -> bool:
+    """Progress bars go to stderr, and not at all with --quiet."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.meta.get("vad.quiet"))
