@@ -21,6 +21,8 @@ class BackboneSpec:
     weights: str  # entry name in weights/manifest.json
     normalise: Callable[[torch.Tensor], torch.Tensor]  # float32 0..255 values -> network input
     summary: str
+    # JPEG quality of the reference extractor's frame round trip (profile "reference"); None = no JPEG step.
+    reference_jpeg_quality: int | None = None
 
 
 _REGISTRY: dict[str, BackboneSpec] = {}

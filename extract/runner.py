@@ -1,0 +1,249 @@
+"""The extraction flow: videos -> decode workers -> batched backbone -> feature cache.
+
+Decoding and preprocessing run in DataLoader worker processes (one video per worker at a
+time) so the network is never starved; the main process batches snippets from any video,
+runs the backbone and writes each video's [T, C, D] entry atomically once all its snippets
+are through. A broken video is recorded in failures.jsonl and the batch goes on.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from tqdm import tqdm
+
+from vad import weights as weights_store
+from vad.extract.backbones import BackboneSpec, get_backbone
+from vad.extract.cache import FeatureCache
+from vad.extract.inputs import VideoItem, in_shard
+from vad.extract.preprocess import Geometry, to_network_layout
+from vad.extract.snippets import SnippetPlan, VideoSummary, iter_snippets
+
+log = logging.getLogger("vad")
+
+PROFILES = ("reference", "direct")
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class ExtractConfig:
+    backbone: str = "i3d-r50"  # registry name, see vad.extract.backbones
+    weights: Path | None = None  # explicit weights file; None = resolve through weights/
+    crops: int = 10  # 10 = TenCrop (the released features), 1 = centre crop
+    profile: str = "reference"  # reference = the backbone's reference extractor (JPEG step for i3d-r50); direct = no JPEG
+    device: str = "auto"  # auto = CUDA when present, else CPU
+    batch_size: int = 4  # snippets per forward pass; each carries `crops` clips
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast); golden parity holds for fp32
+    workers: int | None = None  # decode processes; None = auto (0 on CPU, up to 4 with CUDA)
+    decoder: str = "auto"  # auto (decord, PyAV fallback per video) | decord | pyav
+    shard: tuple[int, int] | None = None  # (I, N): only videos whose stable hash falls in shard I of N
+    overwrite: bool = False  # recompute videos already in the cache
+    allow_unverified_weights: bool = False  # accept a weights file whose sha256 differs from the manifest
+    geometry: Geometry = field(default_factory=Geometry)
+
+    def snippet_plan(self, spec: BackboneSpec) -> SnippetPlan:
+        jpeg = spec.reference_jpeg_quality if self.profile == "reference" else None
+        return SnippetPlan(crops=self.crops, jpeg_quality=jpeg, decoder=self.decoder, geometry=self.geometry)
+
+
+@dataclass
+class ExtractReport:
+    extracted: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    partial: list[str] = field(default_factory=list)
+    snippets: int = 0
+    seconds: float = 0.0
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+    return device
+
+
+def load_backbone(spec: BackboneSpec, weights: Path | None, device: torch.device, allow_unverified: bool = False):
+    """Build, verify and load the backbone in eval mode; returns (model, weights sha256)."""
+    # TF32 would move features by ~1e-3 relative: keep full float32 so features match the golden data.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    path = weights_store.resolve(spec.weights, weights)
+    model = spec.build()
+    digest = weights_store.load_weights(model, spec.weights, path, allow_unverified=allow_unverified)
+    return model.eval().to(device), digest
+
+
+def cache_config(spec: BackboneSpec, config: ExtractConfig, weights_sha256: str) -> dict:
+    g = config.geometry
+    return {
+        "backbone": spec.name,
+        "weights_sha256": weights_sha256,
+        "feature_dim": spec.feature_dim,
+        "crops": config.crops,
+        "clip_len": g.clip_len,
+        "short_side": g.short_side,
+        "crop_size": g.crop_size,
+        "profile": config.profile,
+        "normalisation": spec.normalise.__doc__.strip().splitlines()[0],
+    }
+
+
+def source_stat(path: Path) -> dict:
+    stat = path.stat()
+    return {"source": str(path.resolve()), "source_size": stat.st_size, "source_mtime": stat.st_mtime}
+
+
+def is_current(cache: FeatureCache, item: VideoItem) -> bool:
+    """Finished, and the source file has not changed since (size and mtime)."""
+    if not cache.is_done(item.video_id):
+        return False
+    try:
+        meta = cache.meta(item.video_id)
+        stat = item.path.stat()
+    except Exception:
+        return False
+    return meta.get("source_size") == stat.st_size and meta.get("source_mtime") == stat.st_mtime
+
+
+class _SnippetStream(IterableDataset):
+    """Yields ("snippet", video, index, crops), then ("done", video, meta) or ("failed", video, error)."""
+
+    def __init__(self, items: list[VideoItem], plan: SnippetPlan):
+        self.items, self.plan = items, plan
+
+    def __iter__(self):
+        info = get_worker_info()
+        share = range(len(self.items)) if info is None else range(info.id, len(self.items), info.num_workers)
+        for video in share:
+            summary = VideoSummary()
+            try:
+                for index, crops in enumerate(iter_snippets(self.items[video].path, self.plan, summary)):
+                    yield "snippet", video, index, crops
+            except Exception as exc:  # one broken video must not stop the batch
+                message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                yield "failed", video, message
+                continue
+            yield "done", video, {**summary.as_meta(), "n_snippets": summary.n_snippets, "decode_s": round(summary.decode_s, 3)}
+
+
+class _Batcher:
+    """Collects snippets from any video and runs the backbone on full batches."""
+
+    def __init__(self, model, spec: BackboneSpec, device: torch.device, batch_size: int, precision: str):
+        self.model, self.spec, self.device = model, spec, device
+        self.batch_size, self.dtype = batch_size, PRECISIONS[precision]
+        self.pending: list[tuple[int, int, torch.Tensor]] = []
+        self.features: dict[int, dict[int, np.ndarray]] = {}
+        self.network_s = 0.0
+
+    def add(self, video: int, index: int, crops: torch.Tensor) -> int:
+        self.pending.append((video, index, crops))
+        return self.flush() if len(self.pending) >= self.batch_size else 0
+
+    @torch.inference_mode()
+    def flush(self) -> int:
+        if not self.pending:
+            return 0
+        started = time.perf_counter()
+        batch = torch.stack([crops for _, _, crops in self.pending]).to(self.device, non_blocking=True)
+        n_snippets, n_crops = batch.shape[:2]
+        x = self.spec.normalise(to_network_layout(batch)).flatten(0, 1)
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
+            out = self.model(x)
+        out = out.float().reshape(n_snippets, n_crops, -1).cpu().numpy()
+        for (video, index, _), feats in zip(self.pending, out):
+            self.features.setdefault(video, {})[index] = feats
+        self.pending.clear()
+        self.network_s += time.perf_counter() - started
+        return n_snippets
+
+    def take(self, video: int) -> np.ndarray:
+        self.flush()
+        parts = self.features.pop(video, {})
+        return np.stack([parts[i] for i in range(len(parts))])
+
+    def drop(self, video: int) -> None:
+        self.pending = [p for p in self.pending if p[0] != video]
+        self.features.pop(video, None)
+
+
+def default_workers(device: torch.device) -> int:
+    # On CPU the network needs every core; with a GPU, decoding is the bottleneck.
+    return 0 if device.type == "cpu" else min(4, max(1, (os.cpu_count() or 2) - 1))
+
+
+def extract(items: list[VideoItem], cache_dir: str | Path, config: ExtractConfig, progress: bool = True) -> ExtractReport:
+    """Extract every item into the cache; finished (unchanged) videos are skipped unless overwrite."""
+    spec = get_backbone(config.backbone)
+    if config.profile not in PROFILES:
+        raise ValueError(f"unknown profile {config.profile!r}; choose one of {', '.join(PROFILES)}")
+    if config.crops not in (1, 10):
+        raise ValueError(f"--crops must be 1 or 10, got {config.crops}")
+    device = resolve_device(config.device)
+    cache = FeatureCache(cache_dir)
+    report = ExtractReport()
+    started = time.perf_counter()
+    if config.shard is not None:
+        items = [item for item in items if in_shard(item.video_id, config.shard)]
+    model, digest = load_backbone(spec, config.weights, device, config.allow_unverified_weights)
+    cache.ensure_config(cache_config(spec, config, digest))
+    todo = []
+    for item in items:
+        if not config.overwrite and is_current(cache, item):
+            report.skipped.append(item.video_id)
+        else:
+            todo.append(item)
+    if report.skipped:
+        log.info("%d video(s) already in %s, skipped (use --overwrite to recompute)", len(report.skipped), cache.root)
+    if not todo:
+        report.seconds = time.perf_counter() - started
+        return report
+
+    workers = default_workers(device) if config.workers is None else config.workers
+    loader = DataLoader(
+        _SnippetStream(todo, config.snippet_plan(spec)),
+        batch_size=None,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        prefetch_factor=2 * config.batch_size if workers else None,
+        persistent_workers=False,
+    )
+    batcher = _Batcher(model, spec, device, config.batch_size, config.precision)
+    video_bar = tqdm(total=len(todo), desc="videos", unit="video", disable=not progress, position=0)
+    snippet_bar = tqdm(desc="snippets", unit="snippet", disable=not progress, position=1)
+    try:
+        for kind, video, *payload in loader:
+            item = todo[video]
+            if kind == "snippet":
+                snippet_bar.update(batcher.add(video, payload[0], payload[1]))
+                continue
+            if kind == "failed":
+                batcher.drop(video)
+                report.failed.append((item.video_id, payload[0]))
+                cache.record_failure(item.video_id, str(item.path), payload[0])
+                log.error("vad: %s: %s", item.video_id, payload[0])
+            else:
+                snippet_bar.update(batcher.flush())
+                features = batcher.take(video)
+                meta = {**payload[0], **source_stat(item.path), "backbone": spec.name, "crops": config.crops, "profile": config.profile}
+                cache.write(item.video_id, features, meta)
+                report.extracted.append(item.video_id)
+                report.snippets += features.shape[0]
+                if meta["partial"]:
+                    report.partial.append(item.video_id)
+            video_bar.update(1)
+    finally:
+        snippet_bar.close()
+        video_bar.close()
+    report.seconds = time.perf_counter() - started
+    log.debug("network time %.1fs of %.1fs", batcher.network_s, report.seconds)
+    return report

@@ -1,0 +1,82 @@
+"""Streaming a decoded video into cropped 16-frame snippets (METHOD.md §2).
+
+T = ceil(n_frames / 16); snippet t holds frames 16t..16t+15 and the last one is padded by
+repeating the last decoded frame (not looped, not zero-filled). Each frame is resized once.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from vad.extract.decode import DecodeError, open_video
+from vad.extract.preprocess import Geometry, jpeg_roundtrip, resize_frame, snippet_crops
+
+
+@dataclass(frozen=True)
+class SnippetPlan:
+    """Everything a decode worker needs; plain data so it crosses process boundaries."""
+
+    crops: int = 10  # 10 = TenCrop, 1 = centre crop
+    jpeg_quality: int | None = None  # JPEG round trip before resizing (the i3d-r50 reference profile)
+    decoder: str = "auto"  # auto | decord | pyav
+    geometry: Geometry = field(default_factory=Geometry)
+
+
+@dataclass
+class VideoSummary:
+    """Filled in while a video streams; complete once its snippet iterator is exhausted."""
+
+    decoder: str = ""
+    fps: float = 0.0
+    width: int = 0
+    height: int = 0
+    n_frames: int = 0
+    n_snippets: int = 0
+    partial: bool = False
+    decode_error: str | None = None
+    decode_s: float = 0.0
+
+    def as_meta(self) -> dict:
+        meta = {
+            "decoder": self.decoder,
+            "fps": self.fps,
+            "width": self.width,
+            "height": self.height,
+            "n_frames": self.n_frames,
+            "partial": self.partial,
+        }
+        if self.decode_error:
+            meta["decode_error"] = self.decode_error
+        return meta
+
+
+def iter_snippets(path: Path, plan: SnippetPlan, summary: VideoSummary) -> Iterator[np.ndarray]:
+    """Yield uint8 [crops, 16, crop, crop, 3] per snippet, filling `summary` as it goes."""
+    geometry = plan.geometry
+    stream = open_video(path, plan.decoder)
+    summary.decoder, summary.fps = stream.decoder, stream.fps
+    summary.width, summary.height = stream.width, stream.height
+    buffer: list[np.ndarray] = []
+    started = time.perf_counter()
+    for frame in stream:
+        if plan.jpeg_quality is not None:
+            frame = jpeg_roundtrip(frame, plan.jpeg_quality)
+        buffer.append(resize_frame(frame, geometry.short_side))
+        if len(buffer) == geometry.clip_len:
+            summary.decode_s += time.perf_counter() - started
+            yield snippet_crops(np.stack(buffer), plan.crops, geometry.crop_size)
+            summary.n_snippets += 1
+            buffer.clear()
+            started = time.perf_counter()
+    summary.n_frames, summary.partial, summary.decode_error = stream.n_decoded, stream.partial, stream.error
+    if stream.n_decoded == 0:
+        raise DecodeError(f"{path}: the video stream holds no decodable frame")
+    if buffer:
+        buffer += [buffer[-1]] * (geometry.clip_len - len(buffer))
+        summary.decode_s += time.perf_counter() - started
+        yield snippet_crops(np.stack(buffer), plan.crops, geometry.crop_size)
+        summary.n_snippets += 1

