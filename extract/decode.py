@@ -60,7 +60,7 @@ def _reason(exc: BaseException) -> str:
 def _open_decord(path: Path) -> FrameStream:
     import decord
 
-    reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+    reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=0)
     first = reader[0].shape if len(reader) else (0, 0, 3)
     return FrameStream(path, "decord", float(reader.get_avg_fps()), int(first[1]), int(first[0]), len(reader), reader)
 
