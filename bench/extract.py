@@ -52,9 +52,9 @@ def main() -> None:
             make_clip(videos / f"clip{i}.mp4", 320, 240, n_frames=args.frames)
         weights = []
         if args.backbone == "i3d-r50":
-            from golden_r50 import save_generated_weights
+            from golden_r50 import write_weights
 
-            weights = ["--weights", str(save_generated_weights(tmp / "r50.pth"))]
+            weights = ["--weights", str(write_weights(tmp / "r50.pth"))]
         profiles = ["reference", "direct"] if args.backbone == "i3d-r50" else ["reference"]
         for profile in profiles:
             for crops in args.crops.split(","):

@@ -176,6 +176,18 @@ class _Batcher:
         self.features.pop(video, None)
 
 
+def video_features(path: Path, model, spec: BackboneSpec, plan: SnippetPlan, device: torch.device,
+                   batch_size: int = 4, precision: str = "fp32", progress: bool = False) -> tuple[np.ndarray, VideoSummary]:
+    """[T, C, D] features of one video, streamed snippet by snippet (for scoring a single file)."""
+    batcher = _Batcher(model, spec, device, batch_size, precision)
+    summary = VideoSummary()
+    with tqdm(desc=path.name, unit="snippet", disable=not progress) as bar:
+        for index, crops in enumerate(iter_snippets(path, plan, summary)):
+            bar.update(batcher.add(0, index, torch.from_numpy(crops)))
+        bar.update(batcher.flush())
+    return batcher.take(0), summary
+
+
 def default_workers(device: torch.device) -> int:
     # On CPU the network needs every core; with a GPU, decoding is the bottleneck.
     return 0 if device.type == "cpu" else min(4, max(1, (os.cpu_count() or 2) - 1))

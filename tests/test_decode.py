@@ -1,18 +1,16 @@
 """Decoding: decord and PyAV agree pixel for pixel, counts are what decodes, bad files fail clearly."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from videos import clip40_frames, pattern_frames, write_lossless  # noqa: E402
+from paths import GOLDEN_R50, VIDEOS
+from videos import clip40_frames, pattern_frames, write_lossless
 
-from vad.extract.decode import DecodeError, open_video, read_all_frames  # noqa: E402
+from vad.extract.decode import DecodeError, open_video, read_all_frames
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
 
 @pytest.mark.parametrize("decoder", ["decord", "pyav", "auto"])
@@ -28,14 +26,14 @@ def test_lossless_clip_decodes_exactly(tmp_path, decoder):
 
 @pytest.mark.parametrize("decoder", ["decord", "pyav"])
 def test_golden_clip40_is_bit_exact(decoder):
-    decoded, _ = read_all_frames(REFERENCE / "golden/i3d-r50/clip40.mp4", decoder)
+    decoded, _ = read_all_frames(GOLDEN_R50 / "clip40.mp4", decoder)
     assert np.array_equal(decoded, clip40_frames())
 
 
 @pytest.mark.parametrize("name,frames,fps", [("bikes", 250, 25.0), ("carphone_pristine", 120, 29.97), ("carphone_distorted", 120, 29.97)])
 def test_real_clips_decoders_agree(name, frames, fps):
-    a, sa = read_all_frames(REFERENCE / f"videos/{name}.mp4", "decord")
-    b, sb = read_all_frames(REFERENCE / f"videos/{name}.mp4", "pyav")
+    a, sa = read_all_frames(VIDEOS / f"{name}.mp4", "decord")
+    b, sb = read_all_frames(VIDEOS / f"{name}.mp4", "pyav")
     assert a.shape[0] == b.shape[0] == frames
     assert np.array_equal(a, b)
     assert sa.fps == pytest.approx(fps, abs=1e-3) and sb.fps == pytest.approx(fps, abs=1e-3)

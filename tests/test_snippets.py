@@ -1,17 +1,15 @@
 """Snippets: T = ceil(n/16), the last padded with the last frame; crops in TenCrop order."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from videos import pattern_frames, write_lossless  # noqa: E402
+from videos import pattern_frames, write_lossless
 
-from vad.extract.preprocess import Geometry, crop_boxes, resize_frame, resized_size, snippet_crops  # noqa: E402
-from vad.extract.snippets import SnippetPlan, VideoSummary, iter_snippets  # noqa: E402
+from vad.extract.preprocess import Geometry, crop_boxes, resize_frame, resized_size, snippet_crops
+from vad.extract.snippets import SnippetPlan, VideoSummary, iter_snippets
 
 SMALL = Geometry(clip_len=16, short_side=32, crop_size=24)
 
