@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from paths import GOLDEN_R50, VIDEOS
+from paths import GOLDEN_INC, GOLDEN_R50, VIDEOS
 from videos import pattern_frames, write_lossless
 
 from vad.extract.cache import FeatureCache
@@ -136,3 +136,14 @@ def test_shards_split_the_work_through_the_installed_entry_point(tmp_path, small
         counts.append(json.loads(done.stdout)["extracted"])
     assert sum(counts) == 2
     assert FeatureCache(cache_dir).video_ids() == ["a/clip", "b/clip"]
+
+
+def test_bikes_reproduces_the_original_inception_pipeline(tmp_path, inception_weights_path):
+    """golden/i3d-inception/pipeline-bikes: DeepMind's model fed by exactly our pipeline, 16 snippets x 10 crops."""
+    result = run_extract(VIDEOS / "bikes.mp4", "--cache", tmp_path / "c", "--backbone", "i3d-inception", "--crops", "10", "--decoder", "pyav", "--device", "cpu", "--batch-size", "2", "-q")
+    assert result.exit_code == 0, result.output
+    feats = FeatureCache(tmp_path / "c").load("bikes")
+    ref = np.load(GOLDEN_INC / "pipeline-bikes/bikes_feats.npy")
+    assert feats.shape == ref.shape == (16, 10, 1024)
+    assert np.abs(feats - ref).max() <= 1e-4 * np.abs(ref).max()
+    assert FeatureCache(tmp_path / "c").config["feature_dim"] == 1024
