@@ -1,0 +1,31 @@
+"""Running a detector on features: pooled training bags, or a whole video with its crops."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from vad.models.detector import ARMSDetector
+
+# Above this many snippets a video's crops go through the network one at a time: attention
+# memory grows with T^2 per crop (8 heads x T^2 floats).
+LONG_VIDEO_SNIPPETS = 1024
+
+
+@torch.no_grad()
+def score_bags(model: ARMSDetector, bags: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """bags [N, S, D] (any device) -> scores [N, S] on the CPU, in eval mode."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = [model(bags[i:i + batch_size].to(device)).float().cpu() for i in range(0, bags.shape[0], batch_size)]
+    return torch.cat(out) if out else torch.empty(0, bags.shape[1])
+
+
+@torch.no_grad()
+def score_video(model: ARMSDetector, features: np.ndarray) -> np.ndarray:
+    """features [T, C, D] -> snippet scores [T]: every crop scored at full T, then averaged (RTFM)."""
+    model.eval()
+    device = next(model.parameters()).device
+    bags = torch.from_numpy(np.ascontiguousarray(np.swapaxes(features, 0, 1), dtype=np.float32))  # [C, T, D]
+    step = 1 if bags.shape[1] > LONG_VIDEO_SNIPPETS else bags.shape[0]
+    scores = torch.cat([model(bags[i:i + step].to(device)).float().cpu() for i in range(0, bags.shape[0], step)])
+    return scores.mean(dim=0).numpy().astype(np.float64)

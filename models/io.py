@@ -1,0 +1,72 @@
+"""model.pt: a state_dict plus plain-data configuration, loadable with weights_only=True.
+
+    {"format": 1, "kind": "vad-arms-detector", "detector": DetectorConfig as dict,
+     "state_dict": {...}, "feature": {"backbone", "feature_dim", "crops", ...from cache.json},
+     "train": TrainConfig as dict, "iteration": k, "phase": name,
+     "ratios": {abnormal video id: lambda used in this iteration}}
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from vad.models.detector import ARMSDetector, DetectorConfig
+
+MODEL_FORMAT = 1
+MODEL_KIND = "vad-arms-detector"
+
+
+class ModelFileError(Exception):
+    """A model file that is missing, unsafe or not ours; the message names the file."""
+
+
+def save_model(path: str | os.PathLike, model: ARMSDetector, **info) -> None:
+    """Write to a temporary file in the same folder, then rename: never a half-written model."""
+    path = Path(path)
+    payload = {
+        "format": MODEL_FORMAT,
+        "kind": MODEL_KIND,
+        "detector": model.config.to_dict(),
+        "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
+        **info,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_model_file(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such model file") from None
+    except Exception as exc:  # torch raises several types for foreign or corrupt files
+        raise ModelFileError(f"{path}: not a loadable model file ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    if not isinstance(payload, dict) or payload.get("kind") != MODEL_KIND:
+        raise ModelFileError(f"{path}: not a vad detector file (no kind {MODEL_KIND!r})")
+    if payload.get("format") != MODEL_FORMAT:
+        raise ModelFileError(f"{path}: unsupported model format {payload.get('format')!r} (expected {MODEL_FORMAT})")
+    return payload
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[ARMSDetector, dict]:
+    """The detector (eval mode, on device) and the file's plain-data payload."""
+    payload = read_model_file(path)
+    model = ARMSDetector(DetectorConfig.from_dict(payload["detector"]))
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise ModelFileError(f"{path}: weights do not fit the recorded architecture ({str(exc).splitlines()[0]})") from None
+    return model.to(device).eval(), payload

@@ -1,0 +1,377 @@
+"""Multi-phase self-training (Algorithm 1) and the traditional self-training baseline.
+
+One iteration = a freshly initialised detector trained for `epochs` on mini-batches of
+`batch_videos` normal + `batch_videos` abnormal videos (each crop a separate bag of 32 pooled
+segments), then scored on every training video to produce the next iteration's pseudo labels
+(quartiles, Fig. 4a) and, for adaptive self-training, the next abnormal ratios (eq. 6).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from vad.extract.cache import FeatureCache
+from vad.models.detector import ARMSDetector, DetectorConfig
+from vad.models.inference import score_bags
+from vad.models.losses import ar_mil_loss, ms_mil_top1_loss, ms_mil_topk_loss, phase_loss
+from vad.models.phases import PhaseContext, get_phase
+from vad.models.pooling import N_SEGMENTS, pool_segments, segment_bounds
+from vad.models.pseudo import UNLABELLED, RatioUpdate, quartile_pseudo_labels
+
+log = logging.getLogger("vad")
+
+SCHEDULES = ("arms", "traditional")
+LOSSES = ("ar", "ms-top1", "ms-topk")
+TRADITIONAL = "traditional"  # the plan entry of a traditional self-training iteration
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    schedule: str = "arms"  # arms: Algorithm 1; traditional: the baseline (fixed loss + pseudo labels)
+    phases: tuple[str, ...] = ("bst", "ham", "as")  # ARMS phases in order; the last one repeats
+    iterations: int | None = None  # K; None: 6 when the last phase self-trains (as, ham, traditional), else one per phase
+    loss: str = "ar"  # video-level loss of the traditional schedule: ar (eq. 4), ms-top1 (eq. 1), ms-topk (eq. 2)
+    topk: int = 3  # k of MS-MIL top-k (RTFM's k = 3, Sec. IV-C)
+    epochs: int = 50  # epochs per iteration (one epoch: every video of the larger class once)
+    lr: float = 1e-4  # Adam learning rate
+    weight_decay: float = 5e-4  # Adam weight decay (Sec. IV-B)
+    batch_videos: int = 30  # videos per class per mini-batch (30 normal + 30 abnormal)
+    lambda_small: float = 0.1  # bootstrapping ratio
+    lambda_large: float = 0.4  # hard-anomaly-mining ratio
+    lambda_fixed: float | None = None  # lambda of the traditional schedule with --loss ar; None: lambda_small
+    lambda_max: float = 1.0  # cap on adaptive ratios; 1.0 = none, as the paper (a flat model drives eq. 6 to 1, METHOD §10)
+    beta: float = 0.5  # weight of the pseudo-label BCE (eq. 5)
+    segments: int = N_SEGMENTS  # pooled segments per training bag (RTFM)
+    dropout: float = 0.7  # detector dropout (see models/detector.py)
+    seed: int = 0  # seeds initialisation, dropout and sampling of every iteration
+    device: str = "cpu"  # torch device of training
+
+    def validate(self) -> "TrainConfig":
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule {self.schedule!r}: choose from {', '.join(SCHEDULES)}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss {self.loss!r}: choose from {', '.join(LOSSES)}")
+        if self.schedule == "arms" and self.loss != "ar":
+            raise ValueError("the arms schedule trains with AR-MIL; MS-MIL losses belong to --schedule traditional")
+        if not self.phases:
+            raise ValueError("no phases given")
+        seen = set()
+        for name in self.phases:
+            get_phase(name)
+            if name in seen:
+                raise ValueError(f"phase {name!r} listed twice")
+            seen.add(name)
+        if self.schedule == "arms" and get_phase(self.phases[0]).needs_previous_iteration:
+            raise ValueError(f"phase {self.phases[0]!r} needs a previous iteration's scores; put bst (or ham) before it")
+        if self.iterations is not None and self.iterations < 1:
+            raise ValueError("iterations must be at least 1")
+        if self.schedule == "arms" and self.iterations is not None and self.iterations < len(self.phases):
+            raise ValueError(f"{len(self.phases)} phases need at least {len(self.phases)} iterations")
+        for name in ("lambda_small", "lambda_large"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in (0, 1]")
+        if self.lambda_fixed is not None and not 0 < self.lambda_fixed <= 1:
+            raise ValueError("lambda_fixed must be in (0, 1]")
+        if not 0 < self.lambda_max <= 1:
+            raise ValueError("lambda_max must be in (0, 1]")
+        for name in ("epochs", "batch_videos", "segments", "topk"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if not 0 <= self.dropout < 1:
+            raise ValueError("dropout must be in [0, 1)")
+        return self
+
+    def plan(self) -> list[str]:
+        """The phase (or 'traditional') of each iteration k = 1..K."""
+        if self.schedule == TRADITIONAL:
+            return [TRADITIONAL] * (self.iterations or 6)
+        last_repeats = get_phase(self.phases[-1]).uses_pseudo_labels
+        k = self.iterations or (6 if last_repeats else len(self.phases))
+        return [*self.phases, *[self.phases[-1]] * (k - len(self.phases))]
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["phases"] = list(self.phases)
+        return data
+
+
+# The paper's hyper-parameters (Sec. IV-B); presets are data, flags override them.
+PRESETS: dict[str, dict] = {
+    "sh": {"lr": 1e-3, "epochs": 300, "lambda_small": 0.1, "lambda_large": 0.42, "weight_decay": 5e-4, "beta": 0.5},
+    "ucf": {"lr": 1e-4, "epochs": 50, "lambda_small": 0.22, "lambda_large": 0.4, "weight_decay": 5e-4, "beta": 0.5},
+    "xd": {"lr": 1e-4, "epochs": 50, "lambda_small": 0.1, "lambda_large": 0.4, "weight_decay": 5e-4, "beta": 0.5},
+}
+
+
+def make_config(preset: str | None = None, **overrides) -> TrainConfig:
+    """Defaults, then the preset, then every override that is not None; validated once."""
+    values: dict = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+        values.update(PRESETS[preset])
+    names = {f.name for f in fields(TrainConfig)}
+    for key, value in overrides.items():
+        if key not in names:
+            raise TypeError(f"TrainConfig has no field {key!r}")
+        if value is not None:
+            values[key] = tuple(value) if key == "phases" else value
+    return TrainConfig(**values).validate()
+
+
+@dataclass
+class TrainingSet:
+    normal_ids: list[str]
+    abnormal_ids: list[str]
+    normal: torch.Tensor  # [Nn, C, S, D] pooled bags
+    abnormal: torch.Tensor  # [Na, C, S, D]
+    n_snippets: dict[str, int]  # T of every video (maps segments back to frames)
+    n_frames: dict[str, int]  # from the cache metadata, else 16 * T
+
+    @property
+    def crops(self) -> int:
+        return int(self.abnormal.shape[1])
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.abnormal.shape[-1])
+
+
+def load_training_set(cache: FeatureCache, labels: dict[str, int], segments: int = N_SEGMENTS, progress: bool = True) -> TrainingSet:
+    """Pool every labelled video of the cache to [C, segments, D] (METHOD.md §4)."""
+    pooled: dict[int, list[np.ndarray]] = {0: [], 1: []}
+    ids: dict[int, list[str]] = {0: [], 1: []}
+    n_snippets, n_frames = {}, {}
+    for video_id, label in tqdm(labels.items(), desc="loading features", unit="video", file=sys.stderr, disable=not progress):
+        features = cache.load(video_id)
+        n_snippets[video_id] = int(features.shape[0])
+        n_frames[video_id] = int(cache.meta(video_id).get("n_frames") or 16 * features.shape[0])
+        pooled[label].append(np.swapaxes(pool_segments(features, segments), 0, 1))  # [C, S, D]
+        ids[label].append(video_id)
+    for label, name in ((0, "normal"), (1, "abnormal")):
+        if not ids[label]:
+            raise ValueError(f"the labels name no {name} video; training needs both classes")
+    shapes = {p.shape[:1] + p.shape[2:] for p in pooled[0] + pooled[1]}
+    if len(shapes) != 1:
+        raise ValueError(f"videos differ in crops or feature size: {sorted(shapes)}")
+    return TrainingSet(
+        normal_ids=ids[0], abnormal_ids=ids[1],
+        normal=torch.from_numpy(np.stack(pooled[0])), abnormal=torch.from_numpy(np.stack(pooled[1])),
+        n_snippets=n_snippets, n_frames=n_frames,
+    )
+
+
+class IndexStream:
+    """Endless random permutations of 0..n-1, cut into batches: every video once per pass, and
+    the class with fewer videos than a batch or an epoch repeats (sampling with replacement)."""
+
+    def __init__(self, n: int, rng: np.random.Generator):
+        self.n, self.rng, self.buffer = n, rng, np.empty(0, dtype=np.int64)
+
+    def take(self, size: int) -> np.ndarray:
+        while len(self.buffer) < size:
+            self.buffer = np.concatenate([self.buffer, self.rng.permutation(self.n)])
+        batch, self.buffer = self.buffer[:size], self.buffer[size:]
+        return batch
+
+
+@dataclass
+class IterationResult:
+    iteration: int  # k, from 1
+    phase: str  # bst / ham / as / traditional
+    model: ARMSDetector
+    ratios: np.ndarray  # lambda each abnormal video used in this iteration (AR-MIL)
+    abnormal_scores: np.ndarray  # [Na, S] this model's crop-averaged scores of the abnormal training videos
+    pseudo_labels: np.ndarray  # [Na, S] quartile labels from this model, for the next iteration
+    metrics: dict = field(default_factory=dict)
+
+
+@dataclass
+class ResumeState:
+    """What the next iteration needs from the previous one (from its checkpoint)."""
+
+    iteration: int  # the last finished k
+    model: ARMSDetector
+    ratios: np.ndarray
+
+
+def build_model(config: TrainConfig, feature_dim: int) -> ARMSDetector:
+    return ARMSDetector(DetectorConfig(feature_dim=feature_dim, dropout=config.dropout))
+
+
+def crop_average_scores(model: ARMSDetector, bags: torch.Tensor) -> np.ndarray:
+    """bags [N, C, S, D] -> [N, S]: every crop scored separately, then averaged."""
+    n, c, s, d = bags.shape
+    return score_bags(model, bags.reshape(n * c, s, d)).reshape(n, c, s).mean(dim=1).numpy().astype(np.float64)
+
+
+def train(
+    config: TrainConfig,
+    data: TrainingSet,
+    *,
+    on_iteration: Callable[[IterationResult], None] | None = None,
+    resume: ResumeState | None = None,
+    progress: bool = True,
+    train_gt: dict[str, list[tuple[int, int]]] | None = None,
+) -> IterationResult:
+    """Run every iteration of config.plan() (from resume.iteration + 1 when resuming)."""
+    device = torch.device(config.device)
+    normal, abnormal = data.normal.to(device), data.abnormal.to(device)
+    plan = config.plan()
+    n_abnormal = len(data.abnormal_ids)
+    previous_scores = previous_labels = previous_ratios = None
+    start = 1
+    if resume is not None:
+        start = resume.iteration + 1
+        previous_ratios = resume.ratios
+        previous_scores = crop_average_scores(resume.model.to(device), abnormal)
+        previous_labels = np.stack([quartile_pseudo_labels(s) for s in previous_scores])
+    result = None
+    for k in range(start, len(plan) + 1):
+        name = plan[k - 1]
+        if name == TRADITIONAL:
+            lam = config.lambda_fixed if config.lambda_fixed is not None else config.lambda_small
+            update = RatioUpdate(np.full(n_abnormal, lam), np.full(n_abnormal, lam), 0)
+            use_labels, loss_name = k > 1, config.loss
+        else:
+            phase = get_phase(name)
+            update = phase.ratios(PhaseContext(n_abnormal, config.lambda_small, config.lambda_large, previous_ratios,
+                                               None if previous_scores is None else list(previous_scores), config.lambda_max))
+            use_labels, loss_name = phase.uses_pseudo_labels, "ar"
+        labels = previous_labels if use_labels else None
+        if use_labels and labels is None:
+            log.warning("iteration %d (%s): no previous iteration, so no pseudo labels; training on video labels only", k, name)
+        torch.manual_seed(config.seed * 1000 + k)  # re-initialisation and dropout of iteration k
+        rng = np.random.default_rng([config.seed, k])  # mini-batch sampling of iteration k
+        model = build_model(config, data.feature_dim).to(device)
+        losses = _fit(model, normal, abnormal, update.ratios, labels, loss_name, config, rng,
+                      desc=f"iteration {k}/{len(plan)} {name}", progress=progress)
+        scores = crop_average_scores(model, abnormal)
+        normal_scores = crop_average_scores(model, normal)
+        pseudo = np.stack([quartile_pseudo_labels(s) for s in scores])
+        metrics = {
+            "iteration": k, "phase": name, "loss": losses[-1], "loss_curve": losses,
+            "lambda": _ratio_stats(update),
+            "pseudo_labels": _label_counts(pseudo, normal_scores.shape),
+            "pseudo_labels_used": labels is not None,
+            "train_monitors": _monitors(scores, normal_scores),
+        }
+        if train_gt is not None:
+            metrics["pseudo_label_precision"] = pseudo_label_precision(pseudo, data, train_gt, config.segments)
+        result = IterationResult(k, name, model, update.ratios, scores, pseudo, metrics)
+        if on_iteration is not None:
+            on_iteration(result)
+        previous_scores, previous_labels, previous_ratios = scores, pseudo, update.ratios
+    if result is None:
+        raise ValueError(f"nothing to do: all {len(plan)} iterations are already finished")
+    return result
+
+
+def _fit(model, normal, abnormal, ratios, labels, loss_name, config: TrainConfig, rng, desc: str, progress: bool) -> list[float]:
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    device = normal.device
+    crops = abnormal.shape[1]
+    ratio_t = torch.as_tensor(ratios, dtype=torch.float32, device=device)
+    label_t = None if labels is None else torch.as_tensor(labels, dtype=torch.int64, device=device)
+    normal_stream, abnormal_stream = IndexStream(normal.shape[0], rng), IndexStream(abnormal.shape[0], rng)
+    steps = math.ceil(max(normal.shape[0], abnormal.shape[0]) / config.batch_videos)
+    losses = []
+    bar = tqdm(range(config.epochs), desc=desc, unit="epoch", file=sys.stderr, disable=not progress, leave=False)
+    for _ in bar:
+        model.train()
+        total = 0.0
+        for _ in range(steps):
+            ni = torch.as_tensor(normal_stream.take(config.batch_videos), device=device)
+            ai = torch.as_tensor(abnormal_stream.take(config.batch_videos), device=device)
+            xa = abnormal[ai].flatten(0, 1)  # [B*C, S, D]: each crop its own bag
+            xn = normal[ni].flatten(0, 1)
+            scores = model(torch.cat([xa, xn]))
+            sa, sn = scores[: xa.shape[0]], scores[xa.shape[0]:]
+            if loss_name == "ar":
+                video_loss = ar_mil_loss(sa, sn, ratio_t[ai].repeat_interleave(crops))
+            elif loss_name == "ms-top1":
+                video_loss = ms_mil_top1_loss(sa, sn)
+            else:
+                video_loss = ms_mil_topk_loss(sa, sn, config.topk)
+            if label_t is not None:
+                bag_labels = torch.cat([label_t[ai].repeat_interleave(crops, dim=0), torch.zeros_like(sn, dtype=torch.int64)])
+                loss = phase_loss(video_loss, scores, bag_labels, config.beta)
+            else:
+                loss = video_loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach())
+        losses.append(total / steps)
+        bar.set_postfix(loss=f"{losses[-1]:.4f}")
+    return losses
+
+
+def _ratio_stats(update: RatioUpdate) -> dict:
+    r = update.ratios
+    return {"mean": float(r.mean()), "std": float(r.std()), "min": float(r.min()), "max": float(r.max()),
+            "guard_fired": update.guarded, "estimate_mean": float(update.estimates.mean())}
+
+
+def _label_counts(pseudo: np.ndarray, normal_shape: tuple) -> dict:
+    return {"abnormal_videos_1": int((pseudo == 1).sum()), "abnormal_videos_0": int((pseudo == 0).sum()),
+            "unlabelled": int((pseudo == UNLABELLED).sum()), "normal_videos_0": int(np.prod(normal_shape))}
+
+
+def _monitors(abnormal_scores: np.ndarray, normal_scores: np.ndarray) -> dict:
+    """METHOD.md §10: a flat model raises whole abnormal videos; watch the spread inside them."""
+    return {
+        "abnormal_video_mean": float(abnormal_scores.mean()),
+        "normal_video_mean": float(normal_scores.mean()),
+        "abnormal_within_video_std": float(abnormal_scores.std(axis=1).mean()),
+        "abnormal_share_above_0.5": float((abnormal_scores > 0.5).mean()),
+    }
+
+
+def segment_truth(intervals: list[tuple[int, int]], n_snippets: int, n_frames: int, segments: int) -> np.ndarray:
+    """1 where at least half of a pooled segment's frames lie in a GT interval."""
+    frames = np.zeros(max(n_frames, 16 * n_snippets), dtype=np.float64)
+    for start, end in intervals:
+        frames[start:end] = 1
+    frames = frames[:n_frames]
+    bounds = segment_bounds(n_snippets, segments)
+    truth = np.zeros(segments, dtype=np.int8)
+    for i in range(segments):
+        lo = min(bounds[i], n_snippets - 1)
+        hi = max(bounds[i + 1], lo + 1)
+        part = frames[16 * lo: min(16 * hi, n_frames)]
+        truth[i] = int(part.size > 0 and part.mean() >= 0.5)
+    return truth
+
+
+def pseudo_label_precision(pseudo: np.ndarray, data: TrainingSet, train_gt: dict, segments: int) -> dict:
+    """Table VI: how many pseudo labels of the abnormal training videos agree with frame GT.
+
+    Only abnormal videos that have GT intervals count (a GT file that lacks a video says nothing
+    about it). precision: all labelled segments; abnormal/normal: segments labelled 1 / 0.
+    """
+    hits = {0: [0, 0], 1: [0, 0]}
+    videos = 0
+    for row, video_id in zip(pseudo, data.abnormal_ids):
+        if not train_gt.get(video_id):
+            continue
+        videos += 1
+        truth = segment_truth(train_gt[video_id], data.n_snippets[video_id], data.n_frames[video_id], segments)
+        for label in (0, 1):
+            chosen = row == label
+            hits[label][0] += int((truth[chosen] == label).sum())
+            hits[label][1] += int(chosen.sum())
+    ratio = lambda a, b: a / b if b else None
+    return {
+        "videos": videos,
+        "precision": ratio(hits[0][0] + hits[1][0], hits[0][1] + hits[1][1]),
+        "abnormal_precision": ratio(*hits[1]),
+        "normal_precision": ratio(*hits[0]),
+    }

@@ -1,0 +1,59 @@
+"""`vad eval`: frame-level ROC-AUC, AP (both conventions), score gap and hard-anomaly bins."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from vad.pipeline.common import BadInput, progress_disabled, verbosity
+
+
+@click.command("eval")
+@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False), help="A model.pt written by `vad train`.")
+@click.option("--cache", "cache_dir", required=True, type=click.Path(file_okay=False), help="Feature cache holding the test videos.")
+@click.option("--labels", "labels_path", required=True, type=click.Path(dir_okay=False), help="Test videos, CSV `video,label`; frames are concatenated in this order.")
+@click.option("--gt", "gt_path", required=True, type=click.Path(dir_okay=False), help="Ground truth CSV `video,start_frame,end_frame` (end exclusive); videos without rows are all-normal.")
+@click.option("--no-correction", is_flag=True, help="Evaluate raw detector scores, without the score correction of METHOD.md §7.")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: auc, ap, ap_trapezoid, score_gap, n_videos, n_frames (+ details).")
+@verbosity
+def evaluate(model_path, cache_dir, labels_path, gt_path, no_correction, device, as_json):
+    """Evaluate a trained detector on cached test features with RTFM's conventions.
+
+    Frame scores = snippet scores repeated 16 times, cut to each video's frame count (cache
+    metadata n_frames, else 16*T); all videos concatenated; AUC = ROC-AUC over frames; AP =
+    average_precision_score and ap_trapezoid = auc(recall, precision) as RTFM prints for XD.
+    """
+    from vad.extract.cache import CacheError, FeatureCache
+    from vad.models.io import ModelFileError, load_model
+    from vad.pipeline.cmd_train import resolve_device
+    from vad.pipeline.evaluate import cache_frame_counts, evaluate_scores, score_cache
+    from vad.pipeline.tables import TableError, read_gt, read_labels
+
+    cache = FeatureCache(cache_dir)
+    try:
+        dim = cache.feature_dim
+        labels = read_labels(labels_path, cache.video_ids())
+        counts = cache_frame_counts(cache, list(labels))
+        gt = read_gt(gt_path, cache.video_ids(), counts)
+        model, payload = load_model(model_path, resolve_device(device))
+    except (CacheError, TableError, ModelFileError) as exc:
+        raise BadInput(str(exc)) from None
+    if model.config.feature_dim != dim:
+        raise BadInput(f"--model {model_path} expects {model.config.feature_dim}-d features, the cache {cache_dir} holds {dim}-d")
+    order = list(labels)
+    raw = score_cache(model, cache, order, progress=not progress_disabled())
+    result = evaluate_scores(raw, counts, gt, order, correction=not no_correction)
+    if result["auc"] is None:
+        raise BadInput(f"{gt_path}: the test videos need both abnormal and normal frames to compute AUC")
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    bins = result["hard_anomaly_bins"]
+    click.echo(f"videos {result['n_videos']}, frames {result['n_frames']} ({result['n_abnormal_frames']} abnormal), "
+               f"score correction {'on' if result['correction'] else 'off'}")
+    click.echo(f"AUC            {result['auc']:.4f}")
+    click.echo(f"AP             {result['ap']:.4f}   (average_precision_score)")
+    click.echo(f"AP trapezoid   {result['ap_trapezoid']:.4f}   (auc(recall, precision), as RTFM prints)")
+    click.echo(f"score gap      {result['score_gap']:.4f}")
+    click.echo("abnormal frames by score: " + ", ".join(f"{k} {v:.3f}" for k, v in bins.items()))

@@ -1,0 +1,125 @@
+"""Frame-level evaluation with RTFM's conventions (METHOD.md §8), so numbers compare with papers.
+
+Snippet scores are repeated 16 times and truncated to the video's frame count; frame GT comes
+from the intervals (end exclusive); all test videos are concatenated in the labels' order and
+scored with scikit-learn.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Mapping, Sequence
+
+import numpy as np
+from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
+from tqdm import tqdm
+
+from vad.extract.cache import FeatureCache
+from vad.models.correction import correct_scores
+from vad.models.detector import ARMSDetector
+from vad.models.inference import score_video
+
+CLIP_LEN = 16
+HARD_BINS = (("[0,0.4]", 0.0, 0.4), ("(0.4,0.8]", 0.4, 0.8), ("(0.8,1]", 0.8, 1.0))
+
+
+def frame_scores(snippet_scores: np.ndarray, n_frames: int) -> np.ndarray:
+    """Each snippet's score on its 16 frames, cut to n_frames (the last snippet is padded)."""
+    snippet_scores = np.asarray(snippet_scores, dtype=np.float64)
+    if n_frames > CLIP_LEN * len(snippet_scores):
+        raise ValueError(f"{n_frames} frames need {-(-n_frames // CLIP_LEN)} snippets, got {len(snippet_scores)}")
+    return np.repeat(snippet_scores, CLIP_LEN)[:n_frames]
+
+
+def frame_labels(intervals: Sequence[tuple[int, int]], n_frames: int) -> np.ndarray:
+    labels = np.zeros(n_frames, dtype=np.uint8)
+    for start, end in intervals:
+        labels[start:end] = 1
+    return labels
+
+
+def hard_anomaly_bins(scores: np.ndarray, labels: np.ndarray) -> dict[str, float | None]:
+    """Fig. 7: share of truly abnormal frames scoring in [0,0.4], (0.4,0.8], (0.8,1].
+
+    Frames carry their snippet's score, so this is the snippet share weighted by frames.
+    """
+    positive = scores[labels == 1]
+    if positive.size == 0:
+        return {name: None for name, _, _ in HARD_BINS}
+    shares = {}
+    for name, low, high in HARD_BINS:
+        inside = (positive <= high) & ((positive >= low) if low == 0.0 else (positive > low))
+        shares[name] = float(inside.mean())
+    return shares
+
+
+def frame_metrics(scores: np.ndarray, labels: np.ndarray) -> dict:
+    """ROC-AUC, AP both ways (METHOD.md §8) and the score gap of Table IV on frame arrays."""
+    both = 0 < labels.sum() < labels.size
+    result = {"auc": None, "ap": None, "ap_trapezoid": None, "score_gap": None}
+    if both:
+        precision, recall, _ = precision_recall_curve(labels, scores)
+        result.update(
+            auc=float(roc_auc_score(labels, scores)),
+            ap=float(average_precision_score(labels, scores)),
+            ap_trapezoid=float(auc(recall, precision)),
+            score_gap=float(scores[labels == 1].mean() - scores[labels == 0].mean()),
+        )
+    return result
+
+
+def evaluate(
+    snippet_scores: Mapping[str, np.ndarray],
+    n_frames: Mapping[str, int],
+    gt: Mapping[str, Sequence[tuple[int, int]]],
+    order: Sequence[str],
+) -> dict:
+    """Concatenate the videos of `order` and compute every frame-level figure."""
+    all_scores, all_labels = [], []
+    within_std, abnormal_video_frames = [], []
+    for video_id in order:
+        scores = frame_scores(snippet_scores[video_id], n_frames[video_id])
+        labels = frame_labels(gt.get(video_id, ()), n_frames[video_id])
+        all_scores.append(scores)
+        all_labels.append(labels)
+        if labels.any():
+            within_std.append(scores.std())
+            abnormal_video_frames.append(scores)
+    scores = np.concatenate(all_scores) if all_scores else np.empty(0)
+    labels = np.concatenate(all_labels) if all_labels else np.empty(0, dtype=np.uint8)
+    result = frame_metrics(scores, labels)
+    result.update(n_videos=len(order), n_frames=int(labels.size), n_abnormal_frames=int(labels.sum()))
+    result["hard_anomaly_bins"] = hard_anomaly_bins(scores, labels)
+    # METHOD.md §10: a flat detector shows abnormal videos raised as a whole.
+    result["monitors"] = {
+        "abnormal_within_video_std": float(np.mean(within_std)) if within_std else None,
+        "abnormal_video_share_above_0.5": float((np.concatenate(abnormal_video_frames) > 0.5).mean()) if abnormal_video_frames else None,
+        "abnormal_frame_share_above_0.5": float((scores[labels == 1] > 0.5).mean()) if labels.any() else None,
+        "normal_frame_share_above_0.5": float((scores[labels == 0] > 0.5).mean()) if (labels == 0).any() else None,
+    }
+    return result
+
+
+def cache_frame_counts(cache: FeatureCache, video_ids: Sequence[str]) -> dict[str, int]:
+    """n_frames from the cache metadata when present, else 16 * T (RTFM's padded length)."""
+    counts = {}
+    for video_id in video_ids:
+        meta = cache.meta(video_id)
+        n_snippets = int(meta.get("n_snippets") or cache.load(video_id, mmap=True).shape[0])
+        counts[video_id] = int(meta.get("n_frames") or CLIP_LEN * n_snippets)
+    return counts
+
+
+def score_cache(model: ARMSDetector, cache: FeatureCache, video_ids: Sequence[str], progress: bool = True) -> dict[str, np.ndarray]:
+    """Raw snippet scores of each video: full T, every crop, averaged over crops."""
+    return {
+        video_id: score_video(model, cache.load(video_id, mmap=True))
+        for video_id in tqdm(video_ids, desc="scoring", unit="video", file=sys.stderr, disable=not progress, leave=False)
+    }
+
+
+def evaluate_scores(raw_scores: Mapping[str, np.ndarray], n_frames: Mapping[str, int], gt, order, correction: bool = True) -> dict:
+    """evaluate() on raw or corrected (METHOD.md §7) snippet scores."""
+    scores = {v: correct_scores(s) for v, s in raw_scores.items()} if correction else raw_scores
+    result = evaluate(scores, n_frames, gt, order)
+    result["correction"] = correction
+    return result

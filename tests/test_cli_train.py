@@ -1,0 +1,154 @@
+"""`vad train` and `vad eval` end to end on a tiny synthetic cache, in-process (CliRunner)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from vad.extract.cache import FeatureCache
+from vad.pipeline.cli import main
+from vad.pipeline.tables import write_gt, write_labels
+
+DIM, CROPS = 8, 2
+
+
+def vad(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Abnormal videos carry a shifted feature on a known span of snippets; frames = 16 * T - 5."""
+    root = tmp_path_factory.mktemp("world")
+    rng = np.random.default_rng(0)
+    cache = FeatureCache(root / "cache")
+    cache.ensure_config({"backbone": "synthetic", "feature_dim": DIM, "crops": CROPS, "clip_len": 16})
+    train, test, gt, train_gt = {}, {}, {}, {}
+    for split, n in (("train", 6), ("test", 4)):
+        for i in range(n):
+            for label in (0, 1):
+                video = f"{split}/{'abnormal' if label else 'normal'}_{i}"
+                length = int(rng.integers(20, 48))
+                features = rng.normal(size=(length, CROPS, DIM)).astype(np.float32)
+                if label:
+                    start = int(rng.integers(0, length // 2))
+                    end = start + length // 3
+                    features[start:end] += 2.0
+                    (gt if split == "test" else train_gt)[video] = [(16 * start, 16 * end)]
+                cache.write(video, features, {"n_frames": 16 * length - 5})
+                (train if split == "train" else test)[video] = label
+    write_labels(root / "train.csv", train)
+    write_labels(root / "test.csv", test)
+    write_gt(root / "gt.csv", gt)
+    write_gt(root / "train_gt.csv", train_gt)
+    return root
+
+
+def train_args(world, out, *extra):
+    return ["train", "--cache", world / "cache", "--labels", world / "train.csv", "--eval-labels", world / "test.csv",
+            "--gt", world / "gt.csv", "--epochs", 2, "--batch-videos", 4, "--lr", 1e-3, "--iterations", 3,
+            "--device", "cpu", "--train-gt", world / "train_gt.csv", "--out", out, "-q", *extra]
+
+
+@pytest.fixture(scope="module")
+def run(world):
+    out = world / "run"
+    result = vad(*train_args(world, out))
+    assert result.exit_code == 0, result.output
+    return out, json.loads(result.stdout)
+
+
+def test_train_writes_model_checkpoints_metrics_log(run):
+    out, summary = run
+    assert summary["iterations"] == 3 and summary["final"]["phase"] == "as"
+    assert {p.name for p in out.iterdir()} >= {"model.pt", "iter_1.pt", "iter_2.pt", "iter_3.pt", "metrics.json", "train.log"}
+    payload = torch.load(out / "model.pt", weights_only=True)
+    assert payload["feature"]["feature_dim"] == DIM and payload["feature"]["crops"] == CROPS
+    assert payload["train"]["phases"] == ["bst", "ham", "as"] and payload["detector"]["dropout"] == 0.7
+    assert len(payload["ratios"]) == 6
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [m["phase"] for m in metrics["iterations"]] == ["bst", "ham", "as"]
+    last = metrics["iterations"][-1]
+    assert {"loss", "loss_curve", "lambda", "pseudo_labels", "train_monitors", "eval"} <= set(last)
+    assert {"mean", "std", "min", "max", "guard_fired"} <= set(last["lambda"])
+    assert 0 <= last["eval"]["auc"] <= 1 and last["eval"]["n_videos"] == 8
+    assert {"abnormal_within_video_std", "abnormal_video_share_above_0.5"} <= set(last["eval"]["monitors"])
+    assert "iteration 3 (as)" in (out / "train.log").read_text()
+    precision = last["pseudo_label_precision"]
+    assert precision["videos"] == 6 and 0 <= precision["precision"] <= 1
+
+
+def test_eval_json_and_correction(world, run):
+    out, summary = run
+    common = ["eval", "--model", out / "model.pt", "--cache", world / "cache", "--labels", world / "test.csv",
+              "--gt", world / "gt.csv", "--device", "cpu", "--json", "-q"]
+    result = vad(*common)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert {"auc", "ap", "ap_trapezoid", "score_gap", "n_videos", "n_frames"} <= set(data)
+    assert data["auc"] == pytest.approx(summary["final"]["auc"])
+    assert data["n_frames"] == sum(16 * FeatureCache(world / "cache").load(v).shape[0] - 5
+                                   for v in ("test/normal_0", "test/normal_1", "test/normal_2", "test/normal_3",
+                                             "test/abnormal_0", "test/abnormal_1", "test/abnormal_2", "test/abnormal_3"))
+    raw = json.loads(vad(*common, "--no-correction").stdout)
+    assert raw["correction"] is False and data["correction"] is True
+    text = vad(*common[:-2])
+    assert "AUC" in text.stdout and "AP trapezoid" in text.stdout
+
+
+def test_resume_reproduces_the_last_iteration(world, run):
+    out, _ = run
+    resumed = world / "resumed"
+    resumed.mkdir()
+    metrics = json.loads((out / "metrics.json").read_text())
+    metrics["iterations"] = metrics["iterations"][:2]
+    (resumed / "metrics.json").write_text(json.dumps(metrics))
+    for k in (1, 2):
+        (resumed / f"iter_{k}.pt").write_bytes((out / f"iter_{k}.pt").read_bytes())
+    result = vad(*train_args(world, resumed, "--resume"))
+    assert result.exit_code == 0, result.output
+    a = torch.load(out / "model.pt", weights_only=True)["state_dict"]
+    b = torch.load(resumed / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    again = vad(*train_args(world, resumed, "--resume"))
+    assert again.exit_code == 2 and "finished" in again.stderr
+
+
+def test_traditional_baseline_runs(world, tmp_path):
+    result = vad("train", "--cache", world / "cache", "--labels", world / "train.csv", "--schedule", "traditional",
+                 "--loss", "ms-topk", "--iterations", 2, "--epochs", 1, "--batch-videos", 4, "--out", tmp_path / "t", "-q")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    assert [m["phase"] for m in metrics["iterations"]] == ["traditional", "traditional"]
+    assert metrics["config"]["loss"] == "ms-topk"
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--labels", "missing.csv"], "missing.csv: no such file"),
+    (["--phases", "as,bst"], "needs a previous"),
+    (["--schedule", "arms", "--loss", "ms-top1"], "traditional"),
+    (["--gt", "x.csv"], "go together"),
+])
+def test_bad_input_exit_2(world, tmp_path, extra, message):
+    args = ["train", "--cache", world / "cache", "--labels", world / "train.csv", "--out", tmp_path / "o", *extra]
+    result = vad(*args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("vad: error:") and message in result.stderr
+
+
+def test_existing_run_is_not_overwritten(world, run):
+    out, _ = run
+    result = vad("train", "--cache", world / "cache", "--labels", world / "train.csv", "--out", out)
+    assert result.exit_code == 2 and "--resume" in result.stderr
+
+
+def test_help_documents_every_flag():
+    text = CliRunner().invoke(main, ["train", "--help"]).output
+    for flag in ("--phases", "--iterations", "--schedule", "--loss", "--preset", "--epochs", "--lr", "--weight-decay",
+                 "--batch-videos", "--lambda-small", "--lambda-large", "--beta", "--seed", "--eval-labels", "--gt",
+                 "--device", "--out", "--resume", "--train-gt"):
+        assert flag in text
+    assert "[default: bst,ham,as]" in text

@@ -1,0 +1,65 @@
+"""The detector's contract: parameter count of Table VII, shapes, range, gradients, model files."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vad.models.detector import ARMSDetector, DetectorConfig, build_detector, count_parameters
+from vad.models.io import ModelFileError, load_model, read_model_file, save_model
+
+
+def test_parameter_count_matches_table_vii():
+    n = count_parameters(build_detector(feature_dim=2048))
+    assert n == 10_525_761
+    assert abs(n - 10.53e6) <= 0.01e6
+
+
+@pytest.mark.parametrize("feature_dim", [2048, 1024, 16])
+@pytest.mark.parametrize("length", [1, 7, 32])
+def test_shapes_range_and_gradients(feature_dim, length):
+    torch.manual_seed(0)
+    model = build_detector(feature_dim=feature_dim)
+    scores = model(torch.randn(3, length, feature_dim))
+    assert scores.shape == (3, length)
+    assert torch.isfinite(scores).all() and (scores >= 0).all() and (scores <= 1).all()
+    scores.mean().backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert not missing
+
+
+def test_eval_mode_is_deterministic_and_bags_are_independent():
+    torch.manual_seed(0)
+    model = build_detector(feature_dim=32).eval()
+    x = torch.randn(2, 10, 32)
+    with torch.no_grad():
+        both = model(x)
+        first = model(x[:1])
+    assert torch.allclose(model(x).detach(), both, atol=1e-6)
+    assert torch.allclose(both[:1], first, atol=1e-6)
+
+
+def test_model_file_round_trip_with_weights_only(tmp_path):
+    torch.manual_seed(0)
+    model = build_detector(feature_dim=24, dropout=0.5)
+    save_model(tmp_path / "m.pt", model, feature={"backbone": "x", "feature_dim": 24}, iteration=3, ratios={"a": 0.25})
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert payload["detector"]["dropout"] == 0.5 and payload["ratios"] == {"a": 0.25}
+    loaded, info = load_model(tmp_path / "m.pt")
+    assert info["iteration"] == 3 and not loaded.training
+    x = torch.randn(1, 5, 24)
+    assert torch.allclose(loaded(x), model.eval()(x), atol=1e-6)
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_foreign_model_file_is_refused(tmp_path):
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(ModelFileError, match="not a vad detector"):
+        read_model_file(tmp_path / "other.pt")
+    with pytest.raises(ModelFileError, match="no such model file"):
+        read_model_file(tmp_path / "missing.pt")
+
+
+def test_config_round_trip():
+    config = DetectorConfig(feature_dim=10, dropout=0.1)
+    assert DetectorConfig.from_dict(config.to_dict()) == config
+    assert isinstance(ARMSDetector(config).norm, torch.nn.LayerNorm)

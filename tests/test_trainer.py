@@ -1,0 +1,161 @@
+"""Pooling, pseudo labels, adaptive ratios, the phase plan, sampling and repeatable training."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vad.models.phases import PHASES, get_phase
+from vad.models.pooling import pool_segments, segment_bounds
+from vad.models.pseudo import adaptive_ratios, estimate_abnormal_ratio, quartile_pseudo_labels
+from vad.models.trainer import (PRESETS, IndexStream, TrainingSet, make_config, pseudo_label_precision, segment_truth,
+                                train)
+
+
+# -- pooling (METHOD.md §4) ------------------------------------------------------------------
+def test_pooling_long_video_averages_pairs():
+    features = np.arange(64 * 3, dtype=np.float32).reshape(64, 3)
+    pooled = pool_segments(features)
+    assert pooled.shape == (32, 3)
+    assert np.array_equal(pooled[0], (features[0] + features[1]) / 2)
+    assert np.array_equal(pooled[31], (features[62] + features[63]) / 2)
+
+
+def test_pooling_identity_at_32_and_crops_kept():
+    features = np.random.default_rng(0).normal(size=(32, 10, 4)).astype(np.float32)
+    assert np.array_equal(pool_segments(features), features)
+
+
+def test_pooling_short_video_repeats_rows():
+    # T = 5: b = floor(5 i / 32) = 0 x7, 1 x6, 2 x7, 3 x6, 4 x6, 5: every segment is row b[i]
+    features = np.arange(5, dtype=np.float32)[:, None]
+    expected = [0] * 7 + [1] * 6 + [2] * 7 + [3] * 6 + [4] * 6
+    assert segment_bounds(5).tolist() == expected + [5]
+    assert pool_segments(features)[:, 0].tolist() == expected
+
+
+def test_pooling_single_snippet_and_empty():
+    assert pool_segments(np.ones((1, 2), np.float32)).shape == (32, 2)
+    with pytest.raises(ValueError):
+        segment_bounds(0)
+
+
+# -- pseudo labels and ratios --------------------------------------------------------------
+def test_quartile_pseudo_labels():
+    scores = np.array([0.5, 0.1, 0.8, 0.3, 0.7, 0.2, 0.6, 0.4])  # T = 8: 2 top, 2 bottom
+    assert quartile_pseudo_labels(scores).tolist() == [-1, 0, 1, -1, 1, 0, -1, -1]
+    labels = quartile_pseudo_labels(np.linspace(0, 1, 32))
+    assert (labels == 1).sum() == 8 and (labels == 0).sum() == 8 and labels[-1] == 1 and labels[0] == 0
+
+
+def test_quartile_pseudo_labels_ties_give_fixed_counts():
+    labels = quartile_pseudo_labels(np.full(12, 0.5))
+    assert (labels == 1).sum() == 3 and (labels == 0).sum() == 3
+
+
+def test_adaptive_ratio_eq6_and_guard():
+    assert estimate_abnormal_ratio(np.array([0.1, 0.4, 0.5, 0.9]), 0.4) == 0.75
+    update = adaptive_ratios([np.array([0.1, 0.4, 0.5, 0.9]), np.array([0.1, 0.2, 0.1, 0.3])], np.array([0.4, 0.4]))
+    assert update.ratios.tolist() == [0.75, 0.4]  # second estimate is 0: keeps its previous lambda
+    assert update.estimates.tolist() == [0.75, 0.0] and update.guarded == 1
+    capped = adaptive_ratios([np.ones(4)], np.array([0.4]), max_ratio=0.5)
+    assert capped.ratios.tolist() == [0.5]
+
+
+# -- phases and configuration ----------------------------------------------------------------
+def test_phase_registry():
+    assert list(PHASES) == ["bst", "ham", "as"]
+    assert not get_phase("bst").uses_pseudo_labels and get_phase("ham").uses_pseudo_labels
+    assert get_phase("as").needs_previous_iteration
+    with pytest.raises(ValueError, match="unknown phase"):
+        get_phase("xyz")
+
+
+def test_plans():
+    assert make_config().plan() == ["bst", "ham", "as", "as", "as", "as"]
+    assert make_config(phases=("bst",)).plan() == ["bst"]
+    assert make_config(phases=("bst", "ham")).plan() == ["bst", "ham", "ham", "ham", "ham", "ham"]
+    assert make_config(phases=("bst", "as"), iterations=3).plan() == ["bst", "as", "as"]
+    assert make_config(schedule="traditional", loss="ms-topk", iterations=3).plan() == ["traditional"] * 3
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"phases": ("as", "bst")}, "needs a previous"),
+    ({"phases": ("bst", "bst")}, "twice"),
+    ({"loss": "ms-top1"}, "traditional"),
+    ({"iterations": 2}, "at least 3"),
+    ({"lambda_small": 0.0}, "lambda_small"),
+])
+def test_config_validation(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        make_config(**kwargs)
+
+
+def test_presets_are_the_papers():
+    sh = make_config("sh")
+    assert (sh.lr, sh.epochs, sh.lambda_small, sh.lambda_large, sh.weight_decay, sh.beta) == (1e-3, 300, 0.1, 0.42, 5e-4, 0.5)
+    ucf = make_config("ucf", epochs=3)
+    assert (ucf.lr, ucf.epochs, ucf.lambda_small, ucf.lambda_large) == (1e-4, 3, 0.22, 0.4)
+    assert set(PRESETS) == {"sh", "ucf", "xd"} and make_config("xd").lambda_small == 0.1
+
+
+def test_index_stream_covers_class_then_repeats():
+    stream = IndexStream(4, np.random.default_rng(0))
+    first = stream.take(4)
+    assert sorted(first.tolist()) == [0, 1, 2, 3]
+    batch = stream.take(30)  # fewer videos than a batch: with replacement
+    assert len(batch) == 30 and set(batch.tolist()) == {0, 1, 2, 3}
+
+
+# -- precision of pseudo labels (Table VI) ------------------------------------------------------
+def test_segment_truth_and_precision():
+    # 64 snippets, 1024 frames; abnormal frames 0..511 -> segments 0..15
+    truth = segment_truth([(0, 512)], 64, 1024, 32)
+    assert truth.tolist() == [1] * 16 + [0] * 16
+    data = TrainingSet([], ["a"], torch.zeros(0), torch.zeros(0), {"a": 64}, {"a": 1024})
+    pseudo = np.full((1, 32), -1)
+    pseudo[0, :8] = 1  # right
+    pseudo[0, 8:12] = 0  # wrong: abnormal segments
+    pseudo[0, 24:28] = 0  # right
+    result = pseudo_label_precision(pseudo, data, {"a": [(0, 512)]}, 32)
+    assert result == {"videos": 1, "precision": 12 / 16, "abnormal_precision": 1.0, "normal_precision": 0.5}
+
+
+# -- training --------------------------------------------------------------------------------
+def tiny_set(seed: int = 0, n: int = 6, dim: int = 8, crops: int = 2) -> TrainingSet:
+    rng = np.random.default_rng(seed)
+    normal = rng.normal(size=(n, crops, 32, dim)).astype(np.float32)
+    abnormal = rng.normal(size=(n, crops, 32, dim)).astype(np.float32)
+    abnormal[:, :, 10:18] += 2.0
+    ids_n, ids_a = [f"n{i}" for i in range(n)], [f"a{i}" for i in range(n)]
+    return TrainingSet(ids_n, ids_a, torch.from_numpy(normal), torch.from_numpy(abnormal),
+                       {v: 32 for v in ids_n + ids_a}, {v: 512 for v in ids_n + ids_a})
+
+
+def _train_once(**overrides):
+    config = make_config(**{"epochs": 2, "batch_videos": 4, "lr": 1e-3, "iterations": 3, "seed": 7, **overrides})
+    seen = []
+    result = train(config, tiny_set(), on_iteration=seen.append, progress=False)
+    return result, seen
+
+
+def test_training_is_repeatable_on_cpu_and_reinitialises():
+    first, seen = _train_once()
+    second, _ = _train_once()
+    assert [r.phase for r in seen] == ["bst", "ham", "as"]
+    for key, value in first.model.state_dict().items():
+        assert torch.equal(value, second.model.state_dict()[key]), key
+    # a fresh detector per iteration: iteration 1 and 3 start from different seeds and differ
+    assert not torch.equal(seen[0].model.conv.weight, seen[2].model.conv.weight)
+    metrics = seen[1].metrics
+    assert metrics["pseudo_labels"] == {"abnormal_videos_1": 48, "abnormal_videos_0": 48, "unlabelled": 96, "normal_videos_0": 192}
+    assert metrics["pseudo_labels_used"] and not seen[0].metrics["pseudo_labels_used"]
+    assert seen[0].ratios.tolist() == [0.1] * 6 and seen[1].ratios.tolist() == [0.4] * 6
+    assert set(metrics["train_monitors"]) == {"abnormal_video_mean", "normal_video_mean", "abnormal_within_video_std", "abnormal_share_above_0.5"}
+
+
+@pytest.mark.parametrize("loss", ["ms-top1", "ms-topk", "ar"])
+def test_traditional_schedule_runs(loss):
+    result, seen = _train_once(schedule="traditional", loss=loss, iterations=2, epochs=1)
+    assert [r.phase for r in seen] == ["traditional"] * 2 and seen[1].metrics["pseudo_labels_used"]
+    assert all(np.isfinite(r.metrics["loss"]) for r in seen)
