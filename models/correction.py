@@ -4,6 +4,13 @@ from __future__ import annotations
 import numpy as np
 
 
+def video_level_score(scores: np.ndarray) -> float:
+    """p of METHOD.md §7: the mean of the top-k snippet scores, k = floor(T/16) + 1."""
+    scores = np.asarray(scores, dtype=np.float64)
+    k = min(len(scores), len(scores) // 16 + 1)
+    return float(np.sort(scores)[-k:].mean())
+
+
 def correct_scores(scores: np.ndarray) -> np.ndarray:
     """s~_t = sqrt(s_t * p), p = mean of the top-k snippet scores, k = floor(T/16) + 1.
 
@@ -11,6 +18,4 @@ def correct_scores(scores: np.ndarray) -> np.ndarray:
     inside a video and pulls down every snippet of a video that looks normal overall.
     """
     scores = np.asarray(scores, dtype=np.float64)
-    k = min(len(scores), len(scores) // 16 + 1)
-    video_score = np.sort(scores)[-k:].mean()
-    return np.sqrt(scores * video_score)
+    return np.sqrt(scores * video_level_score(scores))

@@ -8,7 +8,14 @@ import click
 # name -> "module:attribute" of a click command; loaded only when used or listed.
 COMMANDS = {
     "extract": "vad.pipeline.cmd_extract:extract",
+    "train": "vad.pipeline.cmd_train:train",
+    "eval": "vad.pipeline.cmd_eval:evaluate",
+    "cache": "vad.pipeline.cmd_cache:cache",
+    "gt": "vad.pipeline.cmd_gt:gt",
     "weights": "vad.pipeline.cmd_weights:weights",
+    "classify": "vad.pipeline.cmd_classify:classify",
+    "score": "vad.pipeline.cmd_score:score",
+    "demo": "vad.pipeline.cmd_demo:demo",
 }
 
 

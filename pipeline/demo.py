@@ -122,4 +122,16 @@ def run_demo(config: DemoConfig) -> dict:
         "seconds": {**timings, "total": round(time.perf_counter() - started, 1)},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    _record_default_model(run_dir / "model.pt")
     return summary
+
+
+def _record_default_model(model: Path) -> None:
+    """Make the demo's model the one `vad score` uses without --model (weights/default_model.json)."""
+    from vad.extract.cache import atomic_write_json
+    from vad.pipeline.score import DEFAULT_MODEL_POINTER
+    from vad.weights import install_dir
+
+    pointer = install_dir() / DEFAULT_MODEL_POINTER
+    atomic_write_json(pointer, {"model": str(model.resolve())})
+    log.info("recorded %s as the default model of `vad score` (%s)", model, pointer)

