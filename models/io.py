@@ -8,11 +8,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from vad.extract.cache import atomic_write
 from vad.models.detector import ARMSDetector, DetectorConfig
 
 MODEL_FORMAT = 1
@@ -24,7 +24,7 @@ class ModelFileError(Exception):
 
 
 def save_model(path: str | os.PathLike, model: ARMSDetector, **info) -> None:
-    """Write to a temporary file in the same folder, then rename: never a half-written model."""
+    """Atomically (temporary file, then rename): never a half-written model."""
     path = Path(path)
     payload = {
         "format": MODEL_FORMAT,
@@ -33,17 +33,7 @@ def save_model(path: str | os.PathLike, model: ARMSDetector, **info) -> None:
         "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
         **info,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda handle: torch.save(payload, handle))
 
 
 def read_model_file(path: str | os.PathLike) -> dict:

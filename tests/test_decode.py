@@ -1,7 +1,6 @@
 """Decoding: decord and PyAV agree pixel for pixel, counts are what decodes, bad files fail clearly."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -1,7 +1,6 @@
 """Snippets: T = ceil(n/16), the last padded with the last frame; crops in TenCrop order."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest

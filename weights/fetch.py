@@ -15,7 +15,6 @@ import hashlib
 import importlib
 import io
 import logging
-import os
 import pickle
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
+from vad.extract.cache import atomic_write_bytes
 from vad.weights import WeightsEntry, WeightsError, check_state_dict, install_dir, load_state_dict_file, manifest_entry, sha256_file
 
 log = logging.getLogger("vad")
@@ -144,16 +144,7 @@ def serialise(state_dict: dict[str, torch.Tensor]) -> bytes:
 
 
 def install_atomically(data: bytes, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_bytes(target, data)
 
 
 def fetch(name: str, *, force: bool = False, progress: bool = True) -> Path:

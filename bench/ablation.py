@@ -1,0 +1,337 @@
+"""Table V on synthetic worlds: does ARMS find the hard anomalies that MS-MIL self-training misses?
+
+For every world preset (bench/worlds.py) and seed, trains the ablation variants of Table V with
+the trainer's Python API and evaluates every iteration on the world's test split:
+
+    MS-MIL + traditional   AR-MIL + traditional   BST   BST+HAM   BST+AS   BST+HAM+AS
+
+BST and BST+HAM are the first one and two iterations of the BST+HAM+AS run: the trainer seeds
+iteration k from (seed, k) alone and a phase only sees the previous iteration, so a separate
+run of `--phases bst,ham --iterations 2` would repeat them bit for bit (checked with
+--check-prefix). Seed s writes world s and trains with seed s, so the spread covers both.
+
+Printed (Markdown, stdout; --out also writes it to a file): per world, the final iteration of
+each variant (mean ± std over seeds) with and without score correction, the score gap, the
+Fig. 7 bins of abnormal frames, AUC of the hard and easy parts against normal snippets (the
+world knows which snippet is which), the METHOD.md §10 monitors and how many seeds collapsed to
+a constant or flat score; then per iteration (Table IV/VI): AUC, gap, hard-part AUC and the
+precision of the top-quartile pseudo labels on the training videos.
+
+    python bench/ablation.py [--worlds hard,easy,long] [--seeds 0,1,2] [--epochs 40] [--iterations 4]
+                             [--hidden-dim 128] [--jobs 1] [--device cpu] [--out table.md] [--json raw.json]
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import logging
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import worlds  # noqa: E402
+
+log = logging.getLogger("vad")
+
+# One training run per entry; the variants of Table V are read off them.
+RUNS: dict[str, dict] = {
+    "ms": {"schedule": "traditional", "loss": "ms-top1"},
+    "ar": {"schedule": "traditional", "loss": "ar"},
+    "bst-as": {"phases": ("bst", "as")},
+    "arms": {"phases": ("bst", "ham", "as")},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    run: str  # key of RUNS
+    take: int | None  # iterations of that run that make the variant; None: all
+
+
+VARIANTS: dict[str, Variant] = {
+    "MS-MIL + traditional": Variant("ms", None),
+    "AR-MIL + traditional": Variant("ar", None),
+    "BST": Variant("arms", 1),
+    "BST+HAM": Variant("arms", 2),
+    "BST+AS": Variant("bst-as", None),
+    "BST+HAM+AS": Variant("arms", None),
+}
+
+CONSTANT_STD = 0.01  # all test scores within this std: the model outputs one number
+FLAT_STD = 0.05  # abnormal test videos this flat inside ...
+FLAT_LIFT = 0.2  # ... while raised this much above normal videos: the §10 trap
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchConfig:
+    epochs: int = 40
+    iterations: int = 4
+    lr: float = 1e-3
+    lambda_small: float = 0.1
+    lambda_large: float = 0.4
+    hidden_dim: int = 128  # the paper's 1024 costs ~15x more CPU time per step
+    dropout: float | None = None  # None: the trainer's default
+    batch_videos: int = 30
+    device: str = "cpu"
+    threads: int = 1
+
+
+@contextlib.contextmanager
+def detector_width(hidden_dim: int):
+    """Train detectors `hidden_dim` wide. TrainConfig has no width field yet, so the trainer's
+    build_model is swapped for the duration; everything else about the detector is unchanged."""
+    from vad.models import trainer
+    from vad.models.detector import ARMSDetector, DetectorConfig
+
+    if "hidden_dim" in {f.name for f in dataclasses.fields(trainer.TrainConfig)}:
+        yield {"hidden_dim": hidden_dim}
+        return
+    original = trainer.build_model
+    trainer.build_model = lambda config, dim: ARMSDetector(DetectorConfig(feature_dim=dim, hidden_dim=hidden_dim, dropout=config.dropout))
+    try:
+        yield {}
+    finally:
+        trainer.build_model = original
+
+
+def snippet_auc(scores: np.ndarray, kinds: np.ndarray, kind: int) -> float | None:
+    """ROC-AUC of snippets of one kind against every normal (incl. unusual) snippet."""
+    from sklearn.metrics import roc_auc_score
+
+    negative = np.isin(kinds, (worlds.KIND_NORMAL, worlds.KIND_UNUSUAL))
+    positive = kinds == kind
+    if not positive.any() or not negative.any():
+        return None
+    y = np.r_[np.zeros(negative.sum()), np.ones(positive.sum())]
+    return float(roc_auc_score(y, np.r_[scores[negative], scores[positive]]))
+
+
+def test_metrics(raw: dict[str, np.ndarray], test: dict) -> dict:
+    """Frame metrics with and without correction, plus world-truth metrics on raw snippet scores."""
+    from vad.pipeline.evaluate import evaluate_scores
+
+    order, counts, gt, kinds, labels = test["order"], test["counts"], test["gt"], test["kinds"], test["labels"]
+    plain = evaluate_scores(raw, counts, gt, order, correction=False)
+    corrected = evaluate_scores(raw, counts, gt, order, correction=True)
+    all_scores = np.concatenate([raw[v] for v in order])
+    all_kinds = np.concatenate([kinds[v] for v in order])
+    hard = all_scores[all_kinds == worlds.KIND_HARD]
+    abnormal_means = [raw[v].mean() for v in order if labels[v]]
+    normal_means = [raw[v].mean() for v in order if not labels[v]]
+    within = float(np.mean([raw[v].std() for v in order if labels[v]]))
+    lift = float(np.mean(abnormal_means) - np.mean(normal_means))
+    return {
+        "auc": plain["auc"], "auc_corrected": corrected["auc"], "gap": plain["score_gap"],
+        "gap_corrected": corrected["score_gap"], "bins": plain["hard_anomaly_bins"],
+        "hard_auc": snippet_auc(all_scores, all_kinds, worlds.KIND_HARD),
+        "easy_auc": snippet_auc(all_scores, all_kinds, worlds.KIND_EASY),
+        "hard_bins": _bins(hard),
+        "within_std": within, "share_above_half": plain["monitors"]["abnormal_video_share_above_0.5"],
+        "lift": lift, "constant": bool(all_scores.std() < CONSTANT_STD),
+        "flat": bool(all_scores.std() >= CONSTANT_STD and within < FLAT_STD and lift > FLAT_LIFT),
+    }
+
+
+def _bins(scores: np.ndarray) -> dict:
+    from vad.pipeline.evaluate import hard_anomaly_bins
+
+    return hard_anomaly_bins(scores, np.ones(scores.size, dtype=np.uint8))
+
+
+def load_world(paths: worlds.WorldPaths) -> tuple:
+    from vad.extract.cache import FeatureCache
+    from vad.pipeline.evaluate import cache_frame_counts
+    from vad.pipeline.tables import read_gt, read_labels
+
+    cache = FeatureCache(paths.cache)
+    train_labels = read_labels(paths.labels("train"))
+    test_labels = read_labels(paths.labels("test"))
+    order = list(test_labels)
+    test = {
+        "order": order, "labels": test_labels, "counts": cache_frame_counts(cache, order),
+        "gt": read_gt(paths.gt("test")), "kinds": {v: worlds.snippet_kinds(cache, v) for v in order},
+        "features": {v: cache.load(v) for v in order},
+    }
+    return cache, train_labels, read_gt(paths.gt("train")), test
+
+
+def run_one(world: str, seed: int, bench: BenchConfig, work: str, runs: tuple[str, ...]) -> dict:
+    """Write world `world` with seed `seed`, train every run, evaluate every iteration."""
+    import torch
+
+    from vad.models.inference import score_video
+    from vad.models.trainer import load_training_set, make_config, train
+
+    torch.set_num_threads(bench.threads)
+    paths = worlds.write_world(Path(work) / f"{world}-{seed}", worlds.make_world_config(world), seed, world)
+    cache, train_labels, train_gt, test = load_world(paths)
+    data = load_training_set(cache, train_labels, progress=False)
+    out = {"world": world, "seed": seed, "runs": {}}
+    for name in runs:
+        iterations = []
+        started = time.process_time()
+
+        def on_iteration(result, iterations=iterations):
+            raw = {v: score_video(result.model, test["features"][v]) for v in test["order"]}
+            precision = result.metrics.get("pseudo_label_precision", {})
+            iterations.append({
+                "iteration": result.iteration, "phase": result.phase, "loss": result.metrics["loss"],
+                "lambda_mean": result.metrics["lambda"]["mean"], "guard_fired": result.metrics["lambda"]["guard_fired"],
+                "pseudo_precision": precision.get("precision"), "pseudo_precision_abnormal": precision.get("abnormal_precision"),
+                "train_monitors": result.metrics["train_monitors"], **test_metrics(raw, test),
+                "first_scores": raw[test["order"][-1]][:8].tolist(),
+            })
+
+        with detector_width(bench.hidden_dim) as extra:
+            config = make_config(None, epochs=bench.epochs, iterations=bench.iterations, lr=bench.lr,
+                                 lambda_small=bench.lambda_small, lambda_large=bench.lambda_large, dropout=bench.dropout,
+                                 batch_videos=bench.batch_videos, seed=seed, device=bench.device, **RUNS[name], **extra)
+            train(config, data, on_iteration=on_iteration, progress=False, train_gt=train_gt)
+        out["runs"][name] = {"iterations": iterations, "cpu_s": time.process_time() - started}
+        log.info("%s seed %d %s: AUC %s (%.0f s CPU)", world, seed, name,
+                 " ".join(f"{it['auc']:.3f}" for it in iterations), out["runs"][name]["cpu_s"])
+    return out
+
+
+# -- tables -----------------------------------------------------------------------------------
+def _ms(values: list) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    return f"{np.mean(values):.3f} ± {np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+
+
+def variant_rows(results: list[dict], world: str) -> list[dict]:
+    rows = []
+    for label, variant in VARIANTS.items():
+        finals = []
+        for result in results:
+            if result["world"] != world or variant.run not in result["runs"]:
+                continue
+            iterations = result["runs"][variant.run]["iterations"]
+            finals.append(iterations[(variant.take or len(iterations)) - 1])
+        if finals:
+            rows.append({"variant": label, "finals": finals})
+    return rows
+
+
+def world_table(results: list[dict], world: str) -> str:
+    head = ("| variant | AUC | AUC corrected | score gap | hard-part AUC | easy-part AUC | abnormal frames S / M / L | "
+            "hard snippets S / M / L | within-video std | share > 0.5 | constant / flat |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for row in variant_rows(results, world):
+        f = row["finals"]
+        bins = " / ".join(f"{np.mean([x['bins'][k] for x in f]):.2f}" for k in f[0]["bins"])
+        hard_bins = " / ".join(f"{np.mean([x['hard_bins'][k] for x in f]):.2f}" for k in f[0]["hard_bins"])
+        lines.append(
+            f"| {row['variant']} | {_ms([x['auc'] for x in f])} | {_ms([x['auc_corrected'] for x in f])} | "
+            f"{_ms([x['gap'] for x in f])} | {_ms([x['hard_auc'] for x in f])} | {_ms([x['easy_auc'] for x in f])} | "
+            f"{bins} | {hard_bins} | {_ms([x['within_std'] for x in f])} | {_ms([x['share_above_half'] for x in f])} | "
+            f"{sum(x['constant'] for x in f)} / {sum(x['flat'] for x in f)} of {len(f)} |")
+    return "\n".join(lines)
+
+
+def iteration_table(results: list[dict], world: str) -> str:
+    head = "| run | iteration | phase | AUC | AUC corr. | gap | hard-part AUC | hard in L | pseudo-label prec. (top quartile) | lambda mean | within-video std |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for name in RUNS:
+        per_seed = [r["runs"][name]["iterations"] for r in results if r["world"] == world and name in r["runs"]]
+        if not per_seed:
+            continue
+        for k in range(len(per_seed[0])):
+            its = [s[k] for s in per_seed]
+            lines.append(
+                f"| {name} | {k + 1} | {its[0]['phase']} | {_ms([i['auc'] for i in its])} | {_ms([i['auc_corrected'] for i in its])} | "
+                f"{_ms([i['gap'] for i in its])} | {_ms([i['hard_auc'] for i in its])} | {_ms([i['hard_bins']['(0.8,1]'] for i in its])} | "
+                f"{_ms([i['pseudo_precision_abnormal'] for i in its])} | {_ms([i['lambda_mean'] for i in its])} | {_ms([i['within_std'] for i in its])} |")
+    return "\n".join(lines)
+
+
+def report(results: list[dict], bench: BenchConfig, world_names: list[str], seeds: list[int], wall_s: float) -> str:
+    cpu = sum(run["cpu_s"] for r in results for run in r["runs"].values())
+    parts = [
+        f"Settings: {json.dumps(dataclasses.asdict(bench))}; worlds {','.join(world_names)}; seeds {','.join(map(str, seeds))}; "
+        f"training CPU time {cpu:.0f} s (process time summed over runs), wall {wall_s:.0f} s.",
+        "AUC columns: frame-level ROC-AUC on the test split, final iteration of each variant, mean ± std over seeds. "
+        "Hard/easy-part AUC: snippets of that part of the events against all normal snippets (raw scores). "
+        "S / M / L: share of truly abnormal frames (or hard-part snippets) scoring in [0,0.4], (0.4,0.8], (0.8,1] (Fig. 7). "
+        f"constant: test-score std < {CONSTANT_STD}; flat: abnormal videos' within-video std < {FLAT_STD} while raised > {FLAT_LIFT} above normal videos (METHOD.md §10).",
+    ]
+    for world in world_names:
+        parts += [f"\n### World `{world}`\n", world_table(results, world), "", "Per iteration (Table IV / VI style):", "",
+                  iteration_table(results, world)]
+    return "\n".join(parts) + "\n"
+
+
+def check_prefix(bench: BenchConfig, work: str) -> str:
+    """Train `--phases bst,ham --iterations 2` separately and compare with the full run's first two iterations."""
+    a = run_one("hard", 0, dataclasses.replace(bench, iterations=2), work, ("arms",))
+    b = run_one("hard", 0, bench, work, ("arms",))
+    pairs = zip(a["runs"]["arms"]["iterations"], b["runs"]["arms"]["iterations"][:2])
+    same = all(x["first_scores"] == y["first_scores"] and x["auc"] == y["auc"] for x, y in pairs)
+    return f"prefix check (BST+HAM run == first two iterations of BST+HAM+AS): {'identical' if same else 'DIFFERENT'}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--worlds", default="hard,easy,long", help="world presets of bench/worlds.py (default: hard,easy,long)")
+    parser.add_argument("--seeds", default="0,1,2", help="seeds; each writes its own world and trains with it (default: 0,1,2)")
+    parser.add_argument("--runs", default=",".join(RUNS), help=f"training runs to make (default: {','.join(RUNS)})")
+    parser.add_argument("--epochs", type=int, default=BenchConfig.epochs, help="epochs per iteration (default: %(default)s)")
+    parser.add_argument("--iterations", type=int, default=BenchConfig.iterations, help="self-training iterations K (default: %(default)s)")
+    parser.add_argument("--lr", type=float, default=BenchConfig.lr, help="Adam learning rate (default: %(default)s)")
+    parser.add_argument("--lambda-small", type=float, default=BenchConfig.lambda_small, help="default: %(default)s")
+    parser.add_argument("--lambda-large", type=float, default=BenchConfig.lambda_large, help="default: %(default)s")
+    parser.add_argument("--hidden-dim", type=int, default=BenchConfig.hidden_dim, help="detector width (paper: 1024; default: %(default)s)")
+    parser.add_argument("--dropout", type=float, default=None, help="detector dropout (default: the trainer's)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per job (default: 1)")
+    parser.add_argument("--jobs", type=int, default=1, help="(world, seed) pairs trained in parallel processes (default: 1)")
+    parser.add_argument("--work", default=None, help="folder for the generated worlds (default: a temporary folder)")
+    parser.add_argument("--out", default=None, help="also write the Markdown report here")
+    parser.add_argument("--json", dest="json_path", default=None, help="write every measured number here")
+    parser.add_argument("--check-prefix", action="store_true", help="only verify that BST/BST+HAM equal the prefix of BST+HAM+AS")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    bench = BenchConfig(epochs=args.epochs, iterations=args.iterations, lr=args.lr, lambda_small=args.lambda_small,
+                        lambda_large=args.lambda_large, hidden_dim=args.hidden_dim, dropout=args.dropout, device=args.device,
+                        threads=args.threads)
+    world_names = [w for w in args.worlds.split(",") if w]
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    runs = tuple(r for r in args.runs.split(",") if r)
+    for name in world_names:
+        if name not in worlds.PRESETS:
+            parser.error(f"unknown world {name!r}; choose from {', '.join(worlds.PRESETS)}")
+    for name in runs:
+        if name not in RUNS:
+            parser.error(f"unknown run {name!r}; choose from {', '.join(RUNS)}")
+    with contextlib.ExitStack() as stack:
+        work = args.work or stack.enter_context(tempfile.TemporaryDirectory(prefix="vad-ablation-"))
+        if args.check_prefix:
+            print(check_prefix(bench, work))
+            return
+        started = time.time()
+        tasks = [(w, s) for w in world_names for s in seeds]
+        if args.jobs > 1:
+            with ProcessPoolExecutor(args.jobs) as pool:
+                results = list(pool.map(run_one, *zip(*tasks), *([x] * len(tasks) for x in (bench, work, runs))))
+        else:
+            results = [run_one(w, s, bench, work, runs) for w, s in tasks]
+        text = report(results, bench, world_names, seeds, time.time() - started)
+    sys.stdout.write(text)
+    if args.out:
+        Path(args.out).write_text(text)
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps({"bench": dataclasses.asdict(bench), "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
