@@ -35,7 +35,11 @@ class DemoConfig:
     score_clips: int = 2  # held-out abnormal clips scored from raw video, with plots
     seed: int = 0
     device: str = "auto"
-    extra_flags: tuple[str, ...] = field(default_factory=tuple)  # e.g. ("-q",)
+    extra_flags: tuple[str, ...] = field(default_factory=tuple)  # passed to every step, e.g. ("-q",)
+
+    @property
+    def progress(self) -> bool:
+        return "-q" not in self.extra_flags
 
 
 # A reduced demo for tests and impatient users: same steps, tiny data.
@@ -69,8 +73,8 @@ def run_demo(config: DemoConfig) -> dict:
         return now
 
     log.info("1/5 generating surveillance-like clips in %s", out / "data")
-    train = make_dataset(out / "data/train", *config.train_clips, seed=config.seed, size=config.size, n_frames=config.n_frames, progress=True)
-    test = make_dataset(out / "data/test", *config.test_clips, seed=config.seed + 1000, size=config.size, n_frames=config.n_frames, progress=True)
+    train = make_dataset(out / "data/train", *config.train_clips, seed=config.seed, size=config.size, n_frames=config.n_frames, progress=config.progress)
+    test = make_dataset(out / "data/test", *config.test_clips, seed=config.seed + 1000, size=config.size, n_frames=config.n_frames, progress=config.progress)
     mark = lap("generate", started)
 
     log.info("2/5 extracting Inception-I3D (Kinetics-400) features")
