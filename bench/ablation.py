@@ -78,26 +78,42 @@ class BenchConfig:
     lambda_small: float = 0.1
     lambda_large: float = 0.4
     hidden_dim: int = 128  # the paper's 1024 costs ~15x more CPU time per step
+    detector: str = "arms"  # arms: Fig. 5; conv: Fig. 5 without self-attention (diagnosis of §10)
     dropout: float | None = None  # None: the trainer's default
     batch_videos: int = 30
     device: str = "cpu"
     threads: int = 1
 
 
+def _conv_only_class():
+    import torch
+
+    from vad.models.detector import ARMSDetector
+
+    class ConvOnlyDetector(ARMSDetector):
+        """Fig. 5 without the self-attention block: each score sees 3 neighbouring snippets only.
+        The experiment that tells whether attention spreading a video-level cue flattens scores (§10)."""
+
+        def forward(self, features: torch.Tensor) -> torch.Tensor:
+            h = self.dropout(torch.relu(self.conv(features.transpose(1, 2))).transpose(1, 2))
+            h = self.dropout(torch.relu(self.fc1(h)))
+            return torch.sigmoid(self.fc2(h)).squeeze(-1)
+
+    return ConvOnlyDetector
+
+
 @contextlib.contextmanager
-def detector_width(hidden_dim: int):
-    """Train detectors `hidden_dim` wide. TrainConfig has no width field yet, so the trainer's
-    build_model is swapped for the duration; everything else about the detector is unchanged."""
+def detector_choice(hidden_dim: int, kind: str):
+    """Train `kind` detectors `hidden_dim` wide. TrainConfig has no width or architecture field,
+    so the trainer's build_model is swapped for the duration of the run."""
     from vad.models import trainer
     from vad.models.detector import ARMSDetector, DetectorConfig
 
-    if "hidden_dim" in {f.name for f in dataclasses.fields(trainer.TrainConfig)}:
-        yield {"hidden_dim": hidden_dim}
-        return
+    cls = ARMSDetector if kind == "arms" else _conv_only_class()
     original = trainer.build_model
-    trainer.build_model = lambda config, dim: ARMSDetector(DetectorConfig(feature_dim=dim, hidden_dim=hidden_dim, dropout=config.dropout))
+    trainer.build_model = lambda config, dim: cls(DetectorConfig(feature_dim=dim, hidden_dim=hidden_dim, dropout=config.dropout))
     try:
-        yield {}
+        yield
     finally:
         trainer.build_model = original
 
@@ -112,6 +128,19 @@ def snippet_auc(scores: np.ndarray, kinds: np.ndarray, kind: int) -> float | Non
         return None
     y = np.r_[np.zeros(negative.sum()), np.ones(positive.sum())]
     return float(roc_auc_score(y, np.r_[scores[negative], scores[positive]]))
+
+
+def localisation_auc(raw: dict[str, np.ndarray], kinds: dict[str, np.ndarray], abnormal: list[str]) -> float | None:
+    """Mean over abnormal videos of the snippet AUC inside the video (event vs the rest): 0.5 for a
+    detector that only tells abnormal videos from normal ones, however high its frame AUC."""
+    from sklearn.metrics import roc_auc_score
+
+    values = []
+    for video in abnormal:
+        truth = np.isin(kinds[video], (worlds.KIND_EASY, worlds.KIND_HARD))
+        if 0 < truth.sum() < truth.size:
+            values.append(roc_auc_score(truth, raw[video]))
+    return float(np.mean(values)) if values else None
 
 
 def test_metrics(raw: dict[str, np.ndarray], test: dict) -> dict:
@@ -133,6 +162,7 @@ def test_metrics(raw: dict[str, np.ndarray], test: dict) -> dict:
         "gap_corrected": corrected["score_gap"], "bins": plain["hard_anomaly_bins"],
         "hard_auc": snippet_auc(all_scores, all_kinds, worlds.KIND_HARD),
         "easy_auc": snippet_auc(all_scores, all_kinds, worlds.KIND_EASY),
+        "local_auc": localisation_auc(raw, kinds, [v for v in order if labels[v]]),
         "hard_bins": _bins(hard),
         "within_std": within, "share_above_half": plain["monitors"]["abnormal_video_share_above_0.5"],
         "lift": lift, "constant": bool(all_scores.std() < CONSTANT_STD),
@@ -190,10 +220,10 @@ def run_one(world: str, seed: int, bench: BenchConfig, work: str, runs: tuple[st
                 "first_scores": raw[test["order"][-1]][:8].tolist(),
             })
 
-        with detector_width(bench.hidden_dim) as extra:
+        with detector_choice(bench.hidden_dim, bench.detector):
             config = make_config(None, epochs=bench.epochs, iterations=bench.iterations, lr=bench.lr,
                                  lambda_small=bench.lambda_small, lambda_large=bench.lambda_large, dropout=bench.dropout,
-                                 batch_videos=bench.batch_videos, seed=seed, device=bench.device, **RUNS[name], **extra)
+                                 batch_videos=bench.batch_videos, seed=seed, device=bench.device, **RUNS[name])
             train(config, data, on_iteration=on_iteration, progress=False, train_gt=train_gt)
         out["runs"][name] = {"iterations": iterations, "cpu_s": time.process_time() - started}
         log.info("%s seed %d %s: AUC %s (%.0f s CPU)", world, seed, name,
@@ -224,7 +254,7 @@ def variant_rows(results: list[dict], world: str) -> list[dict]:
 
 
 def world_table(results: list[dict], world: str) -> str:
-    head = ("| variant | AUC | AUC corrected | score gap | hard-part AUC | easy-part AUC | abnormal frames S / M / L | "
+    head = ("| variant | AUC | AUC corrected | score gap | hard-part AUC | easy-part AUC | in-video AUC | abnormal frames S / M / L | "
             "hard snippets S / M / L | within-video std | share > 0.5 | constant / flat |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for row in variant_rows(results, world):
@@ -233,14 +263,15 @@ def world_table(results: list[dict], world: str) -> str:
         hard_bins = " / ".join(f"{np.mean([x['hard_bins'][k] for x in f]):.2f}" for k in f[0]["hard_bins"])
         lines.append(
             f"| {row['variant']} | {_ms([x['auc'] for x in f])} | {_ms([x['auc_corrected'] for x in f])} | "
-            f"{_ms([x['gap'] for x in f])} | {_ms([x['hard_auc'] for x in f])} | {_ms([x['easy_auc'] for x in f])} | "
+            f"{_ms([x['gap'] for x in f])} | {_ms([x['hard_auc'] for x in f])} | {_ms([x['easy_auc'] for x in f])} | {_ms([x['local_auc'] for x in f])} | "
             f"{bins} | {hard_bins} | {_ms([x['within_std'] for x in f])} | {_ms([x['share_above_half'] for x in f])} | "
             f"{sum(x['constant'] for x in f)} / {sum(x['flat'] for x in f)} of {len(f)} |")
     return "\n".join(lines)
 
 
 def iteration_table(results: list[dict], world: str) -> str:
-    head = "| run | iteration | phase | AUC | AUC corr. | gap | hard-part AUC | hard in L | pseudo-label prec. (top quartile) | lambda mean | within-video std |"
+    head = ("| run | iteration | phase | AUC | AUC corr. | gap | hard-part AUC | in-video AUC | hard in L | pseudo-label prec. (top quartile) | "
+            "lambda mean | within-video std | constant / flat |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for name in RUNS:
         per_seed = [r["runs"][name]["iterations"] for r in results if r["world"] == world and name in r["runs"]]
@@ -250,8 +281,9 @@ def iteration_table(results: list[dict], world: str) -> str:
             its = [s[k] for s in per_seed]
             lines.append(
                 f"| {name} | {k + 1} | {its[0]['phase']} | {_ms([i['auc'] for i in its])} | {_ms([i['auc_corrected'] for i in its])} | "
-                f"{_ms([i['gap'] for i in its])} | {_ms([i['hard_auc'] for i in its])} | {_ms([i['hard_bins']['(0.8,1]'] for i in its])} | "
-                f"{_ms([i['pseudo_precision_abnormal'] for i in its])} | {_ms([i['lambda_mean'] for i in its])} | {_ms([i['within_std'] for i in its])} |")
+                f"{_ms([i['gap'] for i in its])} | {_ms([i['hard_auc'] for i in its])} | {_ms([i['local_auc'] for i in its])} | {_ms([i['hard_bins']['(0.8,1]'] for i in its])} | "
+                f"{_ms([i['pseudo_precision_abnormal'] for i in its])} | {_ms([i['lambda_mean'] for i in its])} | {_ms([i['within_std'] for i in its])} | "
+                f"{sum(i['constant'] for i in its)} / {sum(i['flat'] for i in its)} |")
     return "\n".join(lines)
 
 
@@ -262,6 +294,7 @@ def report(results: list[dict], bench: BenchConfig, world_names: list[str], seed
         f"training CPU time {cpu:.0f} s (process time summed over runs), wall {wall_s:.0f} s.",
         "AUC columns: frame-level ROC-AUC on the test split, final iteration of each variant, mean ± std over seeds. "
         "Hard/easy-part AUC: snippets of that part of the events against all normal snippets (raw scores). "
+        "In-video AUC: event vs other snippets inside each abnormal test video, averaged (0.5 = a video classifier that does not localise). "
         "S / M / L: share of truly abnormal frames (or hard-part snippets) scoring in [0,0.4], (0.4,0.8], (0.8,1] (Fig. 7). "
         f"constant: test-score std < {CONSTANT_STD}; flat: abnormal videos' within-video std < {FLAT_STD} while raised > {FLAT_LIFT} above normal videos (METHOD.md §10).",
     ]
@@ -291,6 +324,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lambda-small", type=float, default=BenchConfig.lambda_small, help="default: %(default)s")
     parser.add_argument("--lambda-large", type=float, default=BenchConfig.lambda_large, help="default: %(default)s")
     parser.add_argument("--hidden-dim", type=int, default=BenchConfig.hidden_dim, help="detector width (paper: 1024; default: %(default)s)")
+    parser.add_argument("--detector", choices=("arms", "conv"), default="arms", help="arms: the detector of Fig. 5; conv: the same without self-attention (default: arms)")
     parser.add_argument("--dropout", type=float, default=None, help="detector dropout (default: the trainer's)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per job (default: 1)")
@@ -302,7 +336,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     bench = BenchConfig(epochs=args.epochs, iterations=args.iterations, lr=args.lr, lambda_small=args.lambda_small,
-                        lambda_large=args.lambda_large, hidden_dim=args.hidden_dim, dropout=args.dropout, device=args.device,
+                        lambda_large=args.lambda_large, hidden_dim=args.hidden_dim, detector=args.detector, dropout=args.dropout, device=args.device,
                         threads=args.threads)
     world_names = [w for w in args.worlds.split(",") if w]
     seeds = [int(s) for s in args.seeds.split(",") if s]
