@@ -48,6 +48,7 @@ RUNS: dict[str, dict] = {
     "bst-as": {"phases": ("bst", "as")},
     "arms": {"phases": ("bst", "ham", "as")},
 }
+PREFIX_RUN = {"phases": ("bst", "ham")}  # BST+HAM on its own, only for --check-prefix
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +78,7 @@ class BenchConfig:
     lr: float = 1e-3
     lambda_small: float = 0.1
     lambda_large: float = 0.4
+    lambda_max: float = 1.0  # cap on adaptive ratios (1.0: none, as the paper)
     hidden_dim: int = 128  # the paper's 1024 costs ~15x more CPU time per step
     detector: str = "arms"  # arms: Fig. 5; conv: Fig. 5 without self-attention (diagnosis of §10)
     dropout: float | None = None  # None: the trainer's default
@@ -222,8 +224,8 @@ def run_one(world: str, seed: int, bench: BenchConfig, work: str, runs: tuple[st
 
         with detector_choice(bench.hidden_dim, bench.detector):
             config = make_config(None, epochs=bench.epochs, iterations=bench.iterations, lr=bench.lr,
-                                 lambda_small=bench.lambda_small, lambda_large=bench.lambda_large, dropout=bench.dropout,
-                                 batch_videos=bench.batch_videos, seed=seed, device=bench.device, **RUNS[name])
+                                 lambda_small=bench.lambda_small, lambda_large=bench.lambda_large, lambda_max=bench.lambda_max, dropout=bench.dropout,
+                                 batch_videos=bench.batch_videos, seed=seed, device=bench.device, **RUNS.get(name, PREFIX_RUN))
             train(config, data, on_iteration=on_iteration, progress=False, train_gt=train_gt)
         out["runs"][name] = {"iterations": iterations, "cpu_s": time.process_time() - started}
         log.info("%s seed %d %s: AUC %s (%.0f s CPU)", world, seed, name,
@@ -306,9 +308,9 @@ def report(results: list[dict], bench: BenchConfig, world_names: list[str], seed
 
 def check_prefix(bench: BenchConfig, work: str) -> str:
     """Train `--phases bst,ham --iterations 2` separately and compare with the full run's first two iterations."""
-    a = run_one("hard", 0, dataclasses.replace(bench, iterations=2), work, ("arms",))
-    b = run_one("hard", 0, bench, work, ("arms",))
-    pairs = zip(a["runs"]["arms"]["iterations"], b["runs"]["arms"]["iterations"][:2])
+    a = run_one("hard", 0, dataclasses.replace(bench, iterations=2), work, ("bst-ham",))
+    b = run_one("hard", 0, dataclasses.replace(bench, iterations=max(3, bench.iterations)), work, ("arms",))
+    pairs = zip(a["runs"]["bst-ham"]["iterations"], b["runs"]["arms"]["iterations"][:2])
     same = all(x["first_scores"] == y["first_scores"] and x["auc"] == y["auc"] for x, y in pairs)
     return f"prefix check (BST+HAM run == first two iterations of BST+HAM+AS): {'identical' if same else 'DIFFERENT'}"
 
@@ -323,6 +325,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=BenchConfig.lr, help="Adam learning rate (default: %(default)s)")
     parser.add_argument("--lambda-small", type=float, default=BenchConfig.lambda_small, help="default: %(default)s")
     parser.add_argument("--lambda-large", type=float, default=BenchConfig.lambda_large, help="default: %(default)s")
+    parser.add_argument("--lambda-max", type=float, default=BenchConfig.lambda_max, help="cap on adaptive ratios (default: %(default)s = none)")
     parser.add_argument("--hidden-dim", type=int, default=BenchConfig.hidden_dim, help="detector width (paper: 1024; default: %(default)s)")
     parser.add_argument("--detector", choices=("arms", "conv"), default="arms", help="arms: the detector of Fig. 5; conv: the same without self-attention (default: arms)")
     parser.add_argument("--dropout", type=float, default=None, help="detector dropout (default: the trainer's)")
@@ -336,7 +339,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     bench = BenchConfig(epochs=args.epochs, iterations=args.iterations, lr=args.lr, lambda_small=args.lambda_small,
-                        lambda_large=args.lambda_large, hidden_dim=args.hidden_dim, detector=args.detector, dropout=args.dropout, device=args.device,
+                        lambda_large=args.lambda_large, lambda_max=args.lambda_max, hidden_dim=args.hidden_dim, detector=args.detector, dropout=args.dropout, device=args.device,
                         threads=args.threads)
     world_names = [w for w in args.worlds.split(",") if w]
     seeds = [int(s) for s in args.seeds.split(",") if s]
