@@ -87,39 +87,6 @@ class BenchConfig:
     threads: int = 1
 
 
-def _conv_only_class():
-    import torch
-
-    from vad.models.detector import ARMSDetector
-
-    class ConvOnlyDetector(ARMSDetector):
-        """Fig. 5 without the self-attention block: each score sees 3 neighbouring snippets only.
-        The experiment that tells whether attention spreading a video-level cue flattens scores (§10)."""
-
-        def forward(self, features: torch.Tensor) -> torch.Tensor:
-            h = self.dropout(torch.relu(self.conv(features.transpose(1, 2))).transpose(1, 2))
-            h = self.dropout(torch.relu(self.fc1(h)))
-            return torch.sigmoid(self.fc2(h)).squeeze(-1)
-
-    return ConvOnlyDetector
-
-
-@contextlib.contextmanager
-def detector_choice(hidden_dim: int, kind: str):
-    """Train `kind` detectors `hidden_dim` wide. TrainConfig has no width or architecture field,
-    so the trainer's build_model is swapped for the duration of the run."""
-    from vad.models import trainer
-    from vad.models.detector import ARMSDetector, DetectorConfig
-
-    cls = ARMSDetector if kind == "arms" else _conv_only_class()
-    original = trainer.build_model
-    trainer.build_model = lambda config, dim: cls(DetectorConfig(feature_dim=dim, hidden_dim=hidden_dim, dropout=config.dropout))
-    try:
-        yield
-    finally:
-        trainer.build_model = original
-
-
 def snippet_auc(scores: np.ndarray, kinds: np.ndarray, kind: int) -> float | None:
     """ROC-AUC of snippets of one kind against every normal (incl. unusual) snippet."""
     from sklearn.metrics import roc_auc_score
@@ -222,11 +189,11 @@ def run_one(world: str, seed: int, bench: BenchConfig, work: str, runs: tuple[st
                 "first_scores": raw[test["order"][-1]][:8].tolist(),
             })
 
-        with detector_choice(bench.hidden_dim, bench.detector):
-            config = make_config(None, epochs=bench.epochs, iterations=bench.iterations, lr=bench.lr,
-                                 lambda_small=bench.lambda_small, lambda_large=bench.lambda_large, lambda_max=bench.lambda_max, dropout=bench.dropout,
-                                 batch_videos=bench.batch_videos, seed=seed, device=bench.device, **RUNS.get(name, PREFIX_RUN))
-            train(config, data, on_iteration=on_iteration, progress=False, train_gt=train_gt)
+        config = make_config(None, epochs=bench.epochs, iterations=bench.iterations, lr=bench.lr,
+                             lambda_small=bench.lambda_small, lambda_large=bench.lambda_large, lambda_max=bench.lambda_max, dropout=bench.dropout,
+                             hidden_dim=bench.hidden_dim, attention=bench.detector == "arms",
+                             batch_videos=bench.batch_videos, seed=seed, device=bench.device, **RUNS.get(name, PREFIX_RUN))
+        train(config, data, on_iteration=on_iteration, progress=False, train_gt=train_gt)
         out["runs"][name] = {"iterations": iterations, "cpu_s": time.process_time() - started}
         log.info("%s seed %d %s: AUC %s (%.0f s CPU)", world, seed, name,
                  " ".join(f"{it['auc']:.3f}" for it in iterations), out["runs"][name]["cpu_s"])

@@ -32,6 +32,10 @@ class DetectorConfig:
     fc_dim: int = 32  # first fully connected layer (Sec. IV-B)
     dropout: float = 0.7  # see the module docstring
     attention_dropout: float = 0.0  # dropout on attention weights; none, as RTFM's non-local block
+    # False drops the self-attention block (conv -> MLP): every score then sees only its 3
+    # neighbouring snippets, which cannot spread a video-level cue over the whole video
+    # (METHOD.md §10; bench/RESULTS.md finding 4).
+    attention: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -46,8 +50,9 @@ class ARMSDetector(nn.Module):
         super().__init__()
         self.config = config
         self.conv = nn.Conv1d(config.feature_dim, config.hidden_dim, config.kernel_size, padding=config.kernel_size // 2)
-        self.attention = nn.MultiheadAttention(config.hidden_dim, config.heads, dropout=config.attention_dropout, batch_first=True)
-        self.norm = nn.LayerNorm(config.hidden_dim)
+        if config.attention:
+            self.attention = nn.MultiheadAttention(config.hidden_dim, config.heads, dropout=config.attention_dropout, batch_first=True)
+            self.norm = nn.LayerNorm(config.hidden_dim)
         self.fc1 = nn.Linear(config.hidden_dim, config.fc_dim)
         self.fc2 = nn.Linear(config.fc_dim, 1)
         self.dropout = nn.Dropout(config.dropout)
@@ -56,17 +61,18 @@ class ARMSDetector(nn.Module):
         """features [B, T, D] -> snippet scores in [0, 1], [B, T]."""
         h = torch.relu(self.conv(features.transpose(1, 2))).transpose(1, 2)
         h = self.dropout(h)
-        attended, _ = self.attention(h, h, h, need_weights=False)
-        h = self.norm(h + self.dropout(attended))
+        if self.config.attention:
+            attended, _ = self.attention(h, h, h, need_weights=False)
+            h = self.norm(h + self.dropout(attended))
         h = self.dropout(torch.relu(self.fc1(h)))
         return torch.sigmoid(self.fc2(h)).squeeze(-1)
 
 
 def build_detector(*, feature_dim: int = 2048, hidden_dim: int = 1024, heads: int = 8, kernel_size: int = 3,
-                   fc_dim: int = 32, dropout: float = 0.7, attention_dropout: float = 0.0) -> ARMSDetector:
+                   fc_dim: int = 32, dropout: float = 0.7, attention_dropout: float = 0.0, attention: bool = True) -> ARMSDetector:
     """The detector of Fig. 5 with every architectural choice as a keyword."""
     return ARMSDetector(DetectorConfig(feature_dim=feature_dim, hidden_dim=hidden_dim, heads=heads, kernel_size=kernel_size,
-                                       fc_dim=fc_dim, dropout=dropout, attention_dropout=attention_dropout))
+                                       fc_dim=fc_dim, dropout=dropout, attention_dropout=attention_dropout, attention=attention))
 
 
 def count_parameters(model: nn.Module) -> int:

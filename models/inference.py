@@ -25,7 +25,7 @@ def score_video(model: ARMSDetector, features: np.ndarray) -> np.ndarray:
     """features [T, C, D] -> snippet scores [T]: every crop scored at full T, then averaged (RTFM)."""
     model.eval()
     device = next(model.parameters()).device
-    bags = torch.from_numpy(np.ascontiguousarray(np.swapaxes(features, 0, 1), dtype=np.float32))  # [C, T, D]
+    bags = torch.tensor(np.swapaxes(features, 0, 1), dtype=torch.float32)  # [C, T, D], a copy: cache entries are read-only memory maps
     step = 1 if bags.shape[1] > LONG_VIDEO_SNIPPETS else bags.shape[0]
     scores = torch.cat([model(bags[i:i + step].to(device)).float().cpu() for i in range(0, bags.shape[0], step)])
     return scores.mean(dim=0).numpy().astype(np.float64)

@@ -50,6 +50,8 @@ class TrainConfig:
     beta: float = 0.5  # weight of the pseudo-label BCE (eq. 5)
     segments: int = N_SEGMENTS  # pooled segments per training bag (RTFM)
     dropout: float = 0.7  # detector dropout (see models/detector.py)
+    hidden_dim: int = 1024  # detector width (Fig. 5: 1024); smaller is much faster on CPU
+    attention: bool = True  # the self-attention block of Fig. 5; False = conv + MLP (METHOD §10 diagnosis)
     seed: int = 0  # seeds initialisation, dropout and sampling of every iteration
     device: str = "cpu"  # torch device of training
 
@@ -81,7 +83,9 @@ class TrainConfig:
             raise ValueError("lambda_fixed must be in (0, 1]")
         if not 0 < self.lambda_max <= 1:
             raise ValueError("lambda_max must be in (0, 1]")
-        for name in ("epochs", "batch_videos", "segments", "topk"):
+        if self.attention and self.hidden_dim % 8:
+            raise ValueError("hidden_dim must be a multiple of the 8 attention heads")
+        for name in ("epochs", "batch_videos", "segments", "topk", "hidden_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if not 0 <= self.dropout < 1:
@@ -203,7 +207,8 @@ class ResumeState:
 
 
 def build_model(config: TrainConfig, feature_dim: int) -> ARMSDetector:
-    return ARMSDetector(DetectorConfig(feature_dim=feature_dim, dropout=config.dropout))
+    return ARMSDetector(DetectorConfig(feature_dim=feature_dim, hidden_dim=config.hidden_dim, dropout=config.dropout,
+                                       attention=config.attention))
 
 
 def crop_average_scores(model: ARMSDetector, bags: torch.Tensor) -> np.ndarray:
@@ -256,9 +261,10 @@ def train(
         scores = crop_average_scores(model, abnormal)
         normal_scores = crop_average_scores(model, normal)
         pseudo = np.stack([quartile_pseudo_labels(s) for s in scores])
+        runaway = _ratio_runaway(update, name, config.lambda_max)
         metrics = {
             "iteration": k, "phase": name, "loss": losses[-1], "loss_curve": losses,
-            "lambda": _ratio_stats(update),
+            "lambda": {**_ratio_stats(update), "runaway": runaway},
             "pseudo_labels": _label_counts(pseudo, normal_scores.shape),
             "pseudo_labels_used": labels is not None,
             "train_monitors": _monitors(scores, normal_scores),
@@ -312,6 +318,22 @@ def _fit(model, normal, abnormal, ratios, labels, loss_name, config: TrainConfig
         losses.append(total / steps)
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
     return losses
+
+
+# Mean adaptive ratio above which eq. 6 is most likely feeding on flat scores rather than on
+# events: bench/RESULTS.md saw it climb 0.40 -> 0.74 -> 0.88 against a true share of ~0.33.
+RATIO_RUNAWAY = 0.6
+
+
+def _ratio_runaway(update: RatioUpdate, phase: str, lambda_max: float) -> bool:
+    """Warn when adaptive self-training asks every abnormal video for most of its snippets."""
+    mean = float(np.mean(update.ratios)) if len(update.ratios) else 0.0
+    if phase != "as" or mean <= RATIO_RUNAWAY:
+        return False
+    if lambda_max >= 1.0:
+        log.warning("adaptive ratios run away (mean lambda %.2f > %.1f): abnormal videos score high as a whole "
+                    "(METHOD.md §10); consider --lambda-max 0.5 or --no-attention (see bench/RESULTS.md)", mean, RATIO_RUNAWAY)
+    return True
 
 
 def _ratio_stats(update: RatioUpdate) -> dict:

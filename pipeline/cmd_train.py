@@ -47,6 +47,8 @@ def resolve_device(device: str) -> str:
 @click.option("--beta", type=click.FloatRange(min=0), default=None, help="Weight of the pseudo-label BCE (eq. 5). Default: 0.5.")
 @click.option("--topk", type=click.IntRange(min=1), default=None, help="k of MS-MIL top-k. Default: 3.")
 @click.option("--dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=None, help="Detector dropout. Default: 0.7.")
+@click.option("--hidden-dim", type=click.IntRange(min=8), default=None, help="Detector width (Fig. 5: 1024). Default: 1024; smaller trains much faster on CPU.")
+@click.option("--no-attention", "no_attention", is_flag=True, help="Drop the self-attention block (conv + MLP): scores cannot be lifted video-wide (METHOD.md §10, bench/RESULTS.md).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds initialisation, dropout and sampling: a CPU run repeats exactly.")
 @click.option("--eval-labels", type=click.Path(dir_okay=False), default=None, help="Test labels CSV: evaluate after every iteration (needs --gt; features from --eval-cache).")
 @click.option("--gt", "gt_path", type=click.Path(dir_okay=False), default=None, help="Test ground truth CSV `video,start_frame,end_frame` (end exclusive).")
@@ -57,7 +59,7 @@ def resolve_device(device: str) -> str:
 @click.option("--resume", is_flag=True, help="Continue the run in --out after its last finished iteration (same settings required).")
 @verbosity
 def train(cache_dir, labels_path, schedule, phases, iterations, loss, preset, epochs, lr, weight_decay, batch_videos,
-          lambda_small, lambda_large, lambda_fixed, lambda_max, beta, topk, dropout, seed, eval_labels, gt_path, eval_cache,
+          lambda_small, lambda_large, lambda_fixed, lambda_max, beta, topk, dropout, hidden_dim, no_attention, seed, eval_labels, gt_path, eval_cache,
           train_gt, device, out_dir, resume):
     """Train the ARMS detector on cached features with video-level labels only.
 
@@ -77,7 +79,8 @@ def train(cache_dir, labels_path, schedule, phases, iterations, loss, preset, ep
         config = make_config(
             preset, schedule=schedule, phases=tuple(p.strip() for p in phases.split(",") if p.strip()), iterations=iterations,
             loss=loss, epochs=epochs, lr=lr, weight_decay=weight_decay, batch_videos=batch_videos, lambda_small=lambda_small,
-            lambda_large=lambda_large, lambda_fixed=lambda_fixed, lambda_max=lambda_max, beta=beta, topk=topk, dropout=dropout, seed=seed,
+            lambda_large=lambda_large, lambda_fixed=lambda_fixed, lambda_max=lambda_max, beta=beta, topk=topk, dropout=dropout, hidden_dim=hidden_dim,
+            attention=False if no_attention else None, seed=seed,
             device=resolve_device(device),
         )
         evaluation = _eval_setup(eval_labels, gt_path, FeatureCache(eval_cache) if eval_cache else cache)

@@ -63,3 +63,17 @@ def test_config_round_trip():
     config = DetectorConfig(feature_dim=10, dropout=0.1)
     assert DetectorConfig.from_dict(config.to_dict()) == config
     assert isinstance(ARMSDetector(config).norm, torch.nn.LayerNorm)
+
+
+def test_detector_without_attention_scores_each_snippet_from_its_neighbours():
+    torch.manual_seed(0)
+    model = build_detector(feature_dim=16, hidden_dim=32, attention=False).eval()
+    assert not hasattr(model, "attention")
+    assert count_parameters(model) == 16 * 32 * 3 + 32 + 32 * 32 + 32 + 32 + 1
+    x = torch.randn(1, 20, 16)
+    changed = x.clone()
+    changed[0, 15:] += 5.0
+    # The receptive field is 3 snippets: scores far from the change stay exactly the same.
+    assert torch.equal(model(x)[0, :13], model(changed)[0, :13])
+    with_attention = build_detector(feature_dim=16, hidden_dim=32).eval()
+    assert not torch.equal(with_attention(x)[0, :13], with_attention(changed)[0, :13])

@@ -85,6 +85,7 @@ def test_plans():
     ({"loss": "ms-top1"}, "traditional"),
     ({"iterations": 2}, "at least 3"),
     ({"lambda_small": 0.0}, "lambda_small"),
+    ({"hidden_dim": 12}, "multiple of the 8 attention heads"),
 ])
 def test_config_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -159,3 +160,18 @@ def test_traditional_schedule_runs(loss):
     result, seen = _train_once(schedule="traditional", loss=loss, iterations=2, epochs=1)
     assert [r.phase for r in seen] == ["traditional"] * 2 and seen[1].metrics["pseudo_labels_used"]
     assert all(np.isfinite(r.metrics["loss"]) for r in seen)
+
+
+def test_width_and_attention_reach_the_detector_and_runaway_is_flagged(caplog):
+    result, seen = _train_once(hidden_dim=16, attention=False, iterations=3)
+    assert result.model.config.hidden_dim == 16 and not result.model.config.attention
+    assert all(r.metrics["lambda"]["runaway"] is False for r in seen[:2])
+    from vad.models.pseudo import RatioUpdate
+    from vad.models.trainer import _ratio_runaway
+
+    high = RatioUpdate(np.full(4, 0.8), np.full(4, 0.8), 0)
+    with caplog.at_level("WARNING", logger="vad"):
+        assert _ratio_runaway(high, "as", 1.0)
+    assert "--lambda-max" in caplog.text
+    assert not _ratio_runaway(high, "ham", 1.0)
+    assert not _ratio_runaway(RatioUpdate(np.full(4, 0.3), np.full(4, 0.3), 0), "as", 1.0)
