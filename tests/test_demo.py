@@ -15,6 +15,7 @@ def test_quick_demo_runs_every_step(tmp_path, inception_weights_path, monkeypatc
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "demo/summary.json").read_text())
     assert 0.0 <= summary["auc"] <= 1.0 and summary["test_videos"] == 4
+    assert summary["supervised_probe_auc"] is None or 0.0 <= summary["supervised_probe_auc"] <= 1.0
     assert set(summary["seconds"]) == {"generate", "extract", "train", "eval", "score", "total"}
     metrics = json.loads((tmp_path / "demo/run/metrics.json").read_text())
     assert [it["phase"] for it in metrics["iterations"]] == ["bst", "ham", "as"]
