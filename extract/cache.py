@@ -6,8 +6,10 @@ crash never leaves an entry that looks complete.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import socket
 import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, Callable, Iterator
@@ -21,6 +23,10 @@ CONFIG_KEYS = ("backbone", "weights_sha256", "feature_dim", "crops", "clip_len",
 
 class CacheError(Exception):
     """A cache that cannot be used as asked (another configuration, a corrupt entry, a bad id)."""
+
+
+class CacheWriteError(Exception):
+    """Writing an entry failed at run time (disk full, permissions); finished entries are intact."""
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
@@ -152,6 +158,20 @@ class FeatureCache:
         full_meta = {"video_id": video_id, "n_snippets": int(features.shape[0]), **meta}
         atomic_write_json(self.meta_path(video_id), full_meta)
 
+    def entry_problem(self, video_id: str) -> str | None:
+        """Why a finished-looking entry cannot be used (corrupt metadata or features), else None.
+
+        Reads the .npy header only (memory-mapped), so checking a whole cache stays cheap.
+        """
+        try:
+            meta = self.meta(video_id)
+            features = self.load(video_id, mmap=True)
+        except CacheError as exc:
+            return str(exc)
+        if not isinstance(meta, dict) or meta.get("n_snippets") != features.shape[0]:
+            return f"{self.meta_path(video_id)}: metadata does not match the features' {features.shape[0]} snippets"
+        return None
+
     def meta(self, video_id: str) -> dict:
         path = self.meta_path(video_id)
         try:
@@ -178,6 +198,55 @@ class FeatureCache:
         for video_id in video_ids if video_ids is not None else self.video_ids():
             yield video_id, self.load(video_id)
 
+    # -- claims: several processes on one cache -----------------------------------------
+    def claim_path(self, video_id: str) -> Path:
+        return self.features_dir / f"{check_video_id(video_id)}.lock"
+
+    def claim(self, video_id: str, owner: dict | None = None) -> dict | None:
+        """Claim `video_id` for this process: None when claimed, else the live owner's claim.
+
+        The claim file is created with O_CREAT|O_EXCL (atomic on local and NFS file systems) and
+        holds pid, host and the process start time. A claim whose process is gone (same host,
+        pid dead or reused) is stale and taken over; the takeover runs under a host-local flock so
+        two processes cannot both take over the same stale claim.
+        """
+        owner = owner or process_identity()
+        path = self.claim_path(video_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                with self._takeover_mutex():
+                    holder = _read_claim(path)
+                    if holder is not None and not _is_stale(holder):
+                        return holder
+                    path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as handle:
+                json.dump(owner, handle)
+            self._remove_stale_temporaries(video_id)
+            return None
+        return _read_claim(path) or {"pid": None, "host": "?"}
+
+    def release(self, video_id: str) -> None:
+        self.claim_path(video_id).unlink(missing_ok=True)
+
+    def release_if_owned(self, video_id: str, owner: dict) -> None:
+        path = self.claim_path(video_id)
+        if path.exists() and _read_claim(path) == owner:
+            path.unlink(missing_ok=True)
+
+    def _takeover_mutex(self):
+        return _FileMutex(self.root / ".claims.mutex")
+
+    def _remove_stale_temporaries(self, video_id: str) -> None:
+        # Temporary files of this id can only be left by a killed writer: we hold the claim now.
+        path = self.feature_path(video_id)
+        for pattern in (f".{path.name}.*.tmp", f".{path.with_suffix('.json').name}.*.tmp"):
+            for leftover in path.parent.glob(pattern):
+                leftover.unlink(missing_ok=True)
+
     # -- failures ---------------------------------------------------------------------
     @property
     def failures_path(self) -> Path:
@@ -194,3 +263,55 @@ class FeatureCache:
         if not self.failures_path.is_file():
             return []
         return [json.loads(line) for line in self.failures_path.read_text().splitlines() if line.strip()]
+
+
+def _process_start(pid: int) -> str | None:
+    """Start time of `pid` in clock ticks since boot (Linux), to tell a reused pid from its first owner."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def process_identity(pid: int | None = None) -> dict:
+    pid = os.getpid() if pid is None else pid
+    return {"pid": pid, "host": socket.gethostname(), "start": _process_start(pid)}
+
+
+def _read_claim(path: Path) -> dict | None:
+    try:
+        claim = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}  # being written right now, or garbage: stale only if old (see _is_stale)
+    return claim if isinstance(claim, dict) else {}
+
+
+def _is_stale(claim: dict) -> bool:
+    """A claim of this host whose process is gone; claims of other hosts are never taken over."""
+    if claim.get("host") != socket.gethostname() or not isinstance(claim.get("pid"), int):
+        return False
+    try:
+        os.kill(claim["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by another user
+        pass
+    return claim.get("start") is not None and _process_start(claim["pid"]) != claim["start"]
+
+
+class _FileMutex:
+    """An exclusive flock on a file for the duration of a `with` block (host-local)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        self.handle = open(self.path, "a")
+        fcntl.flock(self.handle, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()

@@ -1,4 +1,4 @@
-"""Video decoding: decord first, PyAV as the fallback, frames streamed in chunks.
+"""Video decoding: PyAV first, decord as the fallback, frames streamed in chunks.
 
 Frames come out as RGB uint8 HxWx3 in decoder output order, and the count is what actually
 decodes, not what the container claims (some files over-report). A stream that breaks part
@@ -7,6 +7,7 @@ way keeps what decoded and reports itself partial.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -16,7 +17,8 @@ import numpy as np
 log = logging.getLogger("vad")
 
 DECODERS = ("auto", "decord", "pyav")
-DECORD_CHUNK = 32  # frames per decord batch: bounded memory, few Python round trips
+DECORD_CHUNK = 32  # frames per decord batch: few Python round trips...
+DECORD_CHUNK_BYTES = 64 << 20  # ...but at most this much RGB per batch: 2 frames at 4K, where a batch of 32 is 800 MB
 
 
 class DecodeError(Exception):
@@ -65,12 +67,18 @@ def _open_decord(path: Path) -> FrameStream:
     return FrameStream(path, "decord", float(reader.get_avg_fps()), int(first[1]), int(first[0]), len(reader), reader)
 
 
+def decord_chunk(width: int, height: int) -> int:
+    """Frames per decord batch: DECORD_CHUNK, fewer for large frames (a 4K batch of 32 is 800 MB)."""
+    return max(1, min(DECORD_CHUNK, DECORD_CHUNK_BYTES // max(1, width * height * 3)))
+
+
 def _iter_decord(stream: FrameStream) -> Iterator[np.ndarray]:
     reader = stream._reader
     total = len(reader)
-    for start in range(0, total, DECORD_CHUNK):
+    chunk = decord_chunk(stream.width, stream.height)
+    for start in range(0, total, chunk):
         try:
-            batch = reader.get_batch(list(range(start, min(start + DECORD_CHUNK, total)))).asnumpy()
+            batch = reader.get_batch(list(range(start, min(start + chunk, total)))).asnumpy()
         except Exception as exc:  # decord raises DECORDError / RuntimeError on corrupt packets
             stream.mark_broken(exc)
             return
@@ -94,23 +102,38 @@ def _iter_pyav(stream: FrameStream) -> Iterator[np.ndarray]:
     container = stream._reader
     try:
         for frame in container.decode(video=0):
-            yield frame.to_ndarray(format="rgb24")
+            # threads=1: PyAV's default (0 = one swscale thread per core) spends more time
+            # starting and joining threads than converting a frame: 6x slower at 320x240,
+            # 2x at 856x480 (bench/THROUGHPUT.md). The pixels are identical.
+            yield frame.to_ndarray(format="rgb24", threads=1)
     except Exception as exc:  # av.error.* on truncated or corrupt data
         stream.mark_broken(exc)
+    else:
+        # A file cut mid-stream often just ends: fewer frames than its index lists is the only sign.
+        if 0 < stream.n_decoded < stream.expected_frames:
+            stream.mark_broken(EOFError(f"decoded {stream.n_decoded} of the {stream.expected_frames} frames the container lists (truncated file?)"))
     finally:
         container.close()
 
 
 def open_video(path: str | Path, decoder: str = "auto") -> FrameStream:
-    """Open `path` with the chosen decoder; "auto" tries decord and falls back to PyAV for this video."""
+    """Open `path` with the chosen decoder; "auto" tries PyAV and falls back to decord for this video.
+
+    PyAV goes first because it decodes faster at every size we measured (bench/decode.py:
+    decord's own RGB conversion costs it 40% at 856x480); both give identical pixels.
+    """
     path = Path(path)
     if decoder not in DECODERS:
         raise ValueError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
+    if path.is_symlink() and not path.exists():
+        raise DecodeError(f"{path}: broken symbolic link or symlink loop")
     if not path.is_file():
         raise DecodeError(f"{path}: no such file")
+    if not os.access(path, os.R_OK):
+        raise DecodeError(f"{path}: permission denied (not readable by this user)")
     if path.stat().st_size == 0:
         raise DecodeError(f"{path}: empty file (0 bytes)")
-    order = ["decord", "pyav"] if decoder == "auto" else [decoder]
+    order = ["pyav", "decord"] if decoder == "auto" else [decoder]
     failures = []
     for name in order:
         try:
@@ -126,8 +149,8 @@ def open_video(path: str | Path, decoder: str = "auto") -> FrameStream:
         if stream.width <= 0 or stream.height <= 0:
             failures.append(f"{name}: no decodable video frames")
             continue
-        if name == "pyav" and len(order) > 1:
-            log.info("%s: decord could not open it, decoding with PyAV", path)
+        if name == "decord" and len(order) > 1:
+            log.info("%s: PyAV could not open it, decoding with decord", path)
         return stream
     raise DecodeError(f"{path}: cannot decode ({'; '.join(failures)})")
 

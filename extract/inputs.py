@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +10,9 @@ from pathlib import Path
 VIDEO_EXTENSIONS = frozenset(
     ".mp4 .avi .mkv .mov .webm .mpg .mpeg .m4v .wmv .flv .ts .mts .3gp .ogv".split()
 )
+
+
+log = logging.getLogger("vad")
 
 
 class InputError(Exception):
@@ -35,9 +39,10 @@ def _walk_videos(folder: Path) -> list[Path]:
 def _expand(entry: str, origin: str) -> list[VideoItem]:
     path = Path(entry).expanduser()
     if path.is_dir():
-        return [
-            VideoItem(video.relative_to(path).with_suffix("").as_posix(), video) for video in _walk_videos(path)
-        ]
+        videos = _walk_videos(path)
+        if not videos:
+            log.warning("%s: %s: no video files in this folder", origin, entry)
+        return [VideoItem(video.relative_to(path).with_suffix("").as_posix(), video) for video in videos]
     if path.is_file():
         return [VideoItem(path.stem, path)]
     raise InputError(f"{origin}: {entry}: no such file or folder")

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from vad import weights as weights_store
 from vad.extract.backbones import BackboneSpec, get_backbone
-from vad.extract.cache import FeatureCache
+from vad.extract.cache import CacheWriteError, FeatureCache, process_identity
 from vad.extract.inputs import VideoItem, in_shard
 from vad.extract.preprocess import Geometry, to_network_layout
 from vad.extract.snippets import SnippetPlan, VideoSummary, iter_snippets
@@ -29,6 +29,7 @@ log = logging.getLogger("vad")
 
 PROFILES = ("reference", "direct")
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+MAX_WORKERS = 16  # decode processes by default with a GPU; each holds a few snippets of pinned memory
 
 
 @dataclass
@@ -40,8 +41,8 @@ class ExtractConfig:
     device: str = "auto"  # auto = CUDA when present, else CPU
     batch_size: int = 4  # snippets per forward pass; each carries `crops` clips
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast); golden parity holds for fp32
-    workers: int | None = None  # decode processes; None = auto (0 on CPU, up to 4 with CUDA)
-    decoder: str = "auto"  # auto (decord, PyAV fallback per video) | decord | pyav
+    workers: int | None = None  # decode processes; None = auto (0 on CPU, cores - 1 up to 16 with CUDA)
+    decoder: str = "auto"  # auto (PyAV, decord fallback per video) | decord | pyav
     shard: tuple[int, int] | None = None  # (I, N): only videos whose stable hash falls in shard I of N
     overwrite: bool = False  # recompute videos already in the cache
     allow_unverified_weights: bool = False  # accept a weights file whose sha256 differs from the manifest
@@ -58,6 +59,7 @@ class ExtractReport:
     skipped: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     partial: list[str] = field(default_factory=list)
+    claimed: list[str] = field(default_factory=list)  # being extracted by another live process: left to it
     snippets: int = 0
     seconds: float = 0.0
 
@@ -106,6 +108,10 @@ def is_current(cache: FeatureCache, item: VideoItem) -> bool:
     """Finished, and the source file has not changed since (size and mtime)."""
     if not cache.is_done(item.video_id):
         return False
+    problem = cache.entry_problem(item.video_id)
+    if problem is not None:
+        log.warning("%s: corrupt cache entry, extracting it again (%s)", item.video_id, problem)
+        return False
     try:
         meta = cache.meta(item.video_id)
         stat = item.path.stat()
@@ -114,16 +120,42 @@ def is_current(cache: FeatureCache, item: VideoItem) -> bool:
     return meta.get("source_size") == stat.st_size and meta.get("source_mtime") == stat.st_mtime
 
 
+class _Claimer:
+    """Claims each video in the cache just before it is decoded, for the main process (plain data: crosses to workers)."""
+
+    def __init__(self, cache: FeatureCache, overwrite: bool):
+        self.cache, self.overwrite, self.owner = cache, overwrite, process_identity()
+
+    def __call__(self, item: VideoItem) -> str | None:
+        """None when this run should extract `item`; else why not ("claimed by ..." or "done")."""
+        holder = self.cache.claim(item.video_id, self.owner)
+        if holder is not None:
+            return f"claimed by pid {holder.get('pid')} on {holder.get('host')}"
+        if not self.overwrite and is_current(self.cache, item):  # another process finished it meanwhile
+            self.cache.release(item.video_id)
+            return "done"
+        return None
+
+    def release_unfinished(self, items: list[VideoItem]) -> None:
+        """On the way out (error, interrupt): give back the claims this run still holds."""
+        for item in items:
+            self.cache.release_if_owned(item.video_id, self.owner)
+
+
 class _SnippetStream(IterableDataset):
     """Yields ("snippet", video, index, crops), then ("done", video, meta) or ("failed", video, error)."""
 
-    def __init__(self, items: list[VideoItem], plan: SnippetPlan):
-        self.items, self.plan = items, plan
+    def __init__(self, items: list[VideoItem], plan: SnippetPlan, claimer: _Claimer | None = None):
+        self.items, self.plan, self.claimer = items, plan, claimer
 
     def __iter__(self):
         info = get_worker_info()
         share = range(len(self.items)) if info is None else range(info.id, len(self.items), info.num_workers)
         for video in share:
+            refused = self.claimer(self.items[video]) if self.claimer is not None else None
+            if refused is not None:
+                yield "claimed", video, refused
+                continue
             summary = VideoSummary()
             try:
                 for index, crops in enumerate(iter_snippets(self.items[video].path, self.plan, summary)):
@@ -144,6 +176,20 @@ class _Batcher:
         self.pending: list[tuple[int, int, torch.Tensor]] = []
         self.features: dict[int, dict[int, np.ndarray]] = {}
         self.network_s = 0.0
+        self._staging: torch.Tensor | None = None  # pinned host buffer of one batch (CUDA only)
+
+    def stage(self, snippets: list[torch.Tensor]) -> torch.Tensor:
+        """Stack uint8 snippets into one batch; for CUDA into a reused pinned buffer, so that the
+        copy to the device runs at DMA speed and non_blocking really does not block (a fresh
+        torch.stack result is pageable memory, which CUDA copies synchronously through a bounce
+        buffer). One buffer suffices: flush() ends with the blocking read-back of the results,
+        so the copy out of the buffer has finished before the next batch is stacked into it."""
+        if self.device.type != "cuda":
+            return torch.stack(snippets)
+        shape = (self.batch_size, *snippets[0].shape)
+        if self._staging is None or tuple(self._staging.shape) != shape:
+            self._staging = torch.empty(shape, dtype=snippets[0].dtype).pin_memory()
+        return torch.stack(snippets, out=self._staging[: len(snippets)])
 
     def add(self, video: int, index: int, crops: torch.Tensor) -> int:
         self.pending.append((video, index, crops))
@@ -154,7 +200,7 @@ class _Batcher:
         if not self.pending:
             return 0
         started = time.perf_counter()
-        batch = torch.stack([crops for _, _, crops in self.pending]).to(self.device, non_blocking=True)
+        batch = self.stage([crops for _, _, crops in self.pending]).to(self.device, non_blocking=True)
         n_snippets, n_crops = batch.shape[:2]
         x = self.spec.normalise(to_network_layout(batch)).flatten(0, 1)
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
@@ -188,9 +234,14 @@ def video_features(path: Path, model, spec: BackboneSpec, plan: SnippetPlan, dev
     return batcher.take(0), summary
 
 
-def default_workers(device: torch.device) -> int:
-    # On CPU the network needs every core; with a GPU, decoding is the bottleneck.
-    return 0 if device.type == "cpu" else min(4, max(1, (os.cpu_count() or 2) - 1))
+def default_workers(device: torch.device, n_videos: int) -> int:
+    """Decode processes (each takes whole videos). CPU: 0 — the network is 95-98% of the serial
+    time and workers only take cores from it (bench/THROUGHPUT.md: 0 beat 1 and 2 on 2 cores).
+    GPU: every core but the main process's, since one core decodes and preprocesses only about
+    10 snippets/s (reference profile, 320x240) while the GPU takes hundreds."""
+    if device.type == "cpu":
+        return 0
+    return max(1, min(MAX_WORKERS, (os.cpu_count() or 2) - 1, n_videos))
 
 
 def extract(items: list[VideoItem], cache_dir: str | Path, config: ExtractConfig, progress: bool = True) -> ExtractReport:
@@ -220,9 +271,10 @@ def extract(items: list[VideoItem], cache_dir: str | Path, config: ExtractConfig
         report.seconds = time.perf_counter() - started
         return report
 
-    workers = default_workers(device) if config.workers is None else config.workers
+    workers = default_workers(device, len(todo)) if config.workers is None else config.workers
+    claimer = _Claimer(cache, config.overwrite)
     loader = DataLoader(
-        _SnippetStream(todo, config.snippet_plan(spec)),
+        _SnippetStream(todo, config.snippet_plan(spec), claimer),
         batch_size=None,
         num_workers=workers,
         pin_memory=device.type == "cuda",
@@ -238,22 +290,35 @@ def extract(items: list[VideoItem], cache_dir: str | Path, config: ExtractConfig
             if kind == "snippet":
                 snippet_bar.update(batcher.add(video, payload[0], payload[1]))
                 continue
-            if kind == "failed":
+            if kind == "claimed":
+                (report.skipped if payload[0] == "done" else report.claimed).append(item.video_id)
+                if payload[0] != "done":
+                    log.warning("%s: %s, left to it", item.video_id, payload[0])
+            elif kind == "failed":
                 batcher.drop(video)
                 report.failed.append((item.video_id, payload[0]))
                 cache.record_failure(item.video_id, str(item.path), payload[0])
+                cache.release(item.video_id)
                 log.error("vad: %s: %s", item.video_id, payload[0])
             else:
                 snippet_bar.update(batcher.flush())
                 features = batcher.take(video)
                 meta = {**payload[0], **source_stat(item.path), "backbone": spec.name, "crops": config.crops, "profile": config.profile}
-                cache.write(item.video_id, features, meta)
+                try:
+                    cache.write(item.video_id, features, meta)
+                except OSError as exc:  # disk full, quota, permissions: every later video would fail too
+                    raise CacheWriteError(
+                        f"cannot write the features of {item.video_id} into {cache.root}: {exc.strerror or exc}; "
+                        f"the {len(report.extracted)} video(s) finished in this run are kept, re-run to resume") from None
+                finally:
+                    cache.release(item.video_id)
                 report.extracted.append(item.video_id)
                 report.snippets += features.shape[0]
                 if meta["partial"]:
                     report.partial.append(item.video_id)
             video_bar.update(1)
     finally:
+        claimer.release_unfinished(todo)
         snippet_bar.close()
         video_bar.close()
     report.seconds = time.perf_counter() - started

@@ -41,6 +41,9 @@ def evaluate(model_path, cache_dir, labels_path, gt_path, no_correction, device,
         raise BadInput(str(exc)) from None
     if model.config.feature_dim != dim:
         raise BadInput(f"--model {model_path} expects {model.config.feature_dim}-d features, the cache {cache_dir} holds {dim}-d")
+    trained_on, holds = payload.get("feature", {}).get("backbone"), cache.config.get("backbone")
+    if trained_on and holds and trained_on != holds:
+        raise BadInput(f"--model {model_path} was trained on {trained_on} features, the cache {cache_dir} holds {holds} features")
     order = list(labels)
     raw = score_cache(model, cache, order, progress=not progress_disabled())
     result = evaluate_scores(raw, counts, gt, order, correction=not no_correction)

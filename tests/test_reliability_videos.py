@@ -1,0 +1,267 @@
+"""Bad videos: one `vad extract` batch over a folder of broken and unusual files plus a good one.
+
+Each case: a clear one-line reason, the batch continues, failures land in failures.jsonl, exit
+code 1 (INTERFACES.md: a batch in which some item failed), nothing half-written in the cache.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import subprocess
+import sys
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from videos import pattern_frames, write_lossless
+
+from vad.extract.cache import FeatureCache
+from vad.extract.decode import DecodeError, decord_chunk, open_video
+from vad.pipeline.cli import main
+
+W, H = 64, 48
+
+
+def write_encoded(path: Path, frames: np.ndarray, codec: str, pix_fmt: str, vfr: bool = False, faststart: bool = False) -> Path:
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", options=options) as container:
+        stream = container.add_stream(codec, rate=25)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        stream.options = {"qp": "0", "preset": "ultrafast"} if codec.startswith("libx264") else {}
+        if vfr:
+            stream.codec_context.time_base = Fraction(1, 1000)
+        pts = 0
+        for i, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix_fmt)
+            if vfr:  # 20, 40, 67, 33 ms apart: no constant rate
+                frame.pts, frame.time_base = pts, stream.codec_context.time_base
+                pts += (20, 40, 67, 33)[i % 4]
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def write_audio_only(path: Path) -> Path:
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("aac", rate=16000)
+        rng = np.random.default_rng(0)
+        for i in range(8):
+            frame = av.AudioFrame.from_ndarray(rng.uniform(-0.1, 0.1, (1, 1024)).astype(np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, i * 1024
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def set_rotation_90(path: Path) -> Path:
+    """Write a 90-degree display matrix into the mp4 track header (tkhd), as phones do."""
+    data = bytearray(path.read_bytes())
+    at = data.find(b"tkhd")
+    assert at > 0 and data[at + 4] == 0  # version 0 header: the matrix starts 44 bytes after the type
+    matrix = [0, 1 << 16, 0, -(1 << 16) & 0xFFFFFFFF, 0, 0, 0, 0, 1 << 30]
+    data[at + 44:at + 80] = b"".join(v.to_bytes(4, "big") for v in matrix)
+    path.write_bytes(bytes(data))
+    return path
+
+
+# file -> expected outcome: ("failed", words in the reason) or ("ok", n_frames, n_snippets, partial)
+CASES = {
+    "good.mp4": ("ok", 20, 2, False),
+    "zero_bytes.mp4": ("failed", "empty file (0 bytes)"),
+    "no_moov.mp4": ("failed", "cannot decode"),
+    "cut_mid_stream.mp4": ("ok", None, 2, True),
+    "text_file.mp4": ("failed", "cannot decode"),
+    "audio_only.mp4": ("failed", "no video stream"),
+    "frames_1.mp4": ("ok", 1, 1, False),
+    "frames_15.mp4": ("ok", 15, 1, False),
+    "frames_17.mp4": ("ok", 17, 2, False),
+    "variable_rate.mp4": ("ok", 12, 1, False),
+    "rotated_90.mp4": ("ok", 10, 1, False),
+    "gray.mkv": ("ok", 10, 1, False),
+    "yuv444.mp4": ("ok", 10, 1, False),
+    "ten_bit.mkv": ("ok", 10, 1, False),
+    "ünï cödé/clip with spaces.mp4": ("ok", 20, 2, False),
+    "loops/link_a.mp4": ("failed", "symlink loop"),
+}
+CAN_DENY_READ = os.geteuid() != 0  # root reads a chmod-000 file anyway
+
+
+def make_bad_folder(root: Path) -> Path:
+    write_lossless(root / "good.mp4", pattern_frames(20, W, H, seed=1))
+    (root / "zero_bytes.mp4").write_bytes(b"")
+    (root / "text_file.mp4").write_text("this is not a video\n")
+    whole = write_lossless(root / "tmp_long.mp4", pattern_frames(40, W, H, seed=2)).read_bytes()
+    assert whole.find(b"moov") > len(whole) // 2  # index at the end: cutting the file loses it
+    (root / "no_moov.mp4").write_bytes(whole[: len(whole) * 2 // 3])
+    (root / "tmp_long.mp4").unlink()
+    front = write_encoded(root / "tmp_front.mp4", pattern_frames(40, W, H, seed=3), "libx264rgb", "rgb24", faststart=True).read_bytes()
+    assert front.find(b"moov") < 100  # index first: the cut loses frames only
+    (root / "cut_mid_stream.mp4").write_bytes(front[: len(front) * 2 // 3])
+    (root / "tmp_front.mp4").unlink()
+    write_audio_only(root / "audio_only.mp4")
+    for n in (1, 15, 17):
+        write_lossless(root / f"frames_{n}.mp4", pattern_frames(n, W, H, seed=n))
+    write_encoded(root / "variable_rate.mp4", pattern_frames(12, W, H), "libx264", "yuv420p", vfr=True)
+    set_rotation_90(write_encoded(root / "rotated_90.mp4", pattern_frames(10, W, H), "libx264", "yuv420p"))
+    write_encoded(root / "gray.mkv", pattern_frames(10, W, H), "ffv1", "gray")
+    write_encoded(root / "yuv444.mp4", pattern_frames(10, W, H), "libx264", "yuv444p")
+    write_encoded(root / "ten_bit.mkv", pattern_frames(10, W, H), "libx264", "yuv420p10le")
+    write_lossless(root / "ünï cödé/clip with spaces.mp4", pattern_frames(20, W, H, seed=1))
+    (root / "loops").mkdir()
+    os.symlink("link_b.mp4", root / "loops/link_a.mp4")
+    os.symlink("link_a.mp4", root / "loops/link_b.mp4")
+    os.symlink("..", root / "loops/up")  # a folder loop: the walk must not follow it
+    if CAN_DENY_READ:
+        write_lossless(root / "unreadable.mp4", pattern_frames(5, W, H))
+        (root / "unreadable.mp4").chmod(0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory, r50_weights_path):
+    tmp = tmp_path_factory.mktemp("bad_videos")
+    videos = make_bad_folder(tmp / "videos")
+    (tmp / "empty").mkdir()
+    cache_dir = tmp / "cache"
+    result = CliRunner().invoke(main, ["extract", str(videos), str(tmp / "empty"), "--cache", str(cache_dir),
+                                       "--weights", str(r50_weights_path), "--crops", "1", "--profile", "direct",
+                                       "--device", "cpu", "--batch-size", "8", "-q"])
+    return result, FeatureCache(cache_dir), videos
+
+
+def video_id(name: str) -> str:
+    return name.rsplit(".", 1)[0]
+
+
+def test_batch_exit_code_summary_and_one_line_errors(batch):
+    result, cache, _ = batch
+    expected_failed = [n for n, case in CASES.items() if case[0] == "failed"] + (["unreadable.mp4"] if CAN_DENY_READ else [])
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["failed"] == len(expected_failed) + 1  # link_b.mp4 is the other end of the loop
+    assert summary["extracted"] == sum(case[0] == "ok" for case in CASES.values())
+    assert summary["partial"] == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"vad: error: {summary['failed']} of {summary['failed'] + summary['extracted']} video(s) failed; "
+        f"see {cache.root / 'failures.jsonl'}")
+    assert "no video files in this folder" in result.stderr  # the empty folder INPUT
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_each_case(batch, name):
+    _, cache, videos = batch
+    case, vid = CASES[name], video_id(name)
+    failures = {f["video_id"]: f for f in cache.failures()}
+    if case[0] == "failed":
+        assert vid in failures and vid not in cache.video_ids()
+        error = failures[vid]["error"]
+        assert "\n" not in error and case[1] in error and str(videos / name) in error
+        assert not cache.feature_path(vid).exists() and not cache.meta_path(vid).exists()
+        return
+    assert vid not in failures
+    _, n_frames, n_snippets, partial = case
+    meta, features = cache.meta(vid), cache.load(vid)
+    assert features.shape == (n_snippets, 1, 2048) and np.isfinite(features).all()
+    assert (meta["n_snippets"], meta["partial"], meta["width"], meta["height"]) == (n_snippets, partial, W, H)
+    if n_frames is not None:
+        assert meta["n_frames"] == n_frames
+    if partial:  # cut mid-stream: what decoded is kept, and why it stopped is recorded
+        assert 16 < meta["n_frames"] < 40 and "truncated" in meta["decode_error"]
+
+
+def test_same_pixels_give_same_features_wherever_the_file_lives(batch):
+    _, cache, _ = batch
+    assert np.array_equal(cache.load("good"), cache.load("ünï cödé/clip with spaces"))
+
+
+def test_nothing_half_written(batch):
+    _, cache, _ = batch
+    files = [p for p in cache.features_dir.rglob("*") if p.is_file()]
+    assert not [p for p in files if p.name.startswith(".") or p.suffix not in (".npy", ".json")]
+    stems = {p.with_suffix("") for p in files}
+    assert all(s.with_suffix(".npy").is_file() and s.with_suffix(".json").is_file() for s in stems)
+    assert all(cache.entry_problem(v) is None for v in cache.video_ids())
+
+
+def test_unreadable_file_is_a_clear_failure():
+    """As root chmod 000 does not deny reading: check the decoder as the unprivileged 'nobody' instead."""
+    with tempfile.TemporaryDirectory(dir="/tmp") as folder:
+        Path(folder).chmod(0o755)
+        video = write_lossless(Path(folder) / "secret.mp4", pattern_frames(5, W, H))
+        video.chmod(0)
+        if CAN_DENY_READ:
+            with pytest.raises(DecodeError, match="permission denied"):
+                open_video(video)
+            return
+        try:
+            nobody = pwd.getpwnam("nobody")
+        except KeyError:
+            pytest.skip("running as root and there is no 'nobody' user to drop to")
+        code = ("from vad.extract.decode import open_video, DecodeError\n"
+                f"try:\n    open_video({str(video)!r})\nexcept DecodeError as e:\n    print(e)\n")
+        try:
+            done = subprocess.run([sys.executable, "-c", code], user=nobody.pw_uid, group=nobody.pw_gid, cwd="/",
+                                  capture_output=True, text=True, timeout=120, env={"PATH": os.environ.get("PATH", ""), "HOME": "/tmp"})
+        except PermissionError:
+            pytest.skip(f"running as root, and 'nobody' may not run {sys.executable}: chmod 000 cannot be checked here")
+        if done.returncode != 0:
+            pytest.skip(f"running as root; 'nobody' cannot run vad here ({done.stderr.strip().splitlines()[-1]})")
+        assert done.stdout.strip() == f"{video}: permission denied (not readable by this user)"
+
+
+def write_4k(path: Path, n: int) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 3840, 2160, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "40"}
+        frame = np.zeros((2160, 3840, 3), np.uint8)
+        frame[..., 0] = (np.arange(3840) // 15).astype(np.uint8)
+        for i in range(n):
+            frame[..., 1] = 5 * i
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+PEAK_SCRIPT = """
+import json, sys
+from pathlib import Path
+from vad.extract.snippets import SnippetPlan, VideoSummary, iter_snippets
+
+def peak_mb():
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) // 1024
+
+summary, peaks = VideoSummary(), []
+for _ in iter_snippets(Path(sys.argv[1]), SnippetPlan(crops=1), summary):
+    peaks.append(peak_mb())
+print(json.dumps({"peaks": peaks, "frames": summary.n_frames, "size": [summary.width, summary.height]}))
+"""
+
+
+def test_4k_clip_streams_in_bounded_memory(tmp_path):
+    """48 frames of 4K are 1.2 GB of RGB; frames stream, so the peak stops growing after the first snippet."""
+    assert decord_chunk(3840, 2160) <= 2 and decord_chunk(320, 240) == 32
+    video = write_4k(tmp_path / "uhd.mp4", 48)
+    done = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(video)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["frames"] == 48 and out["size"] == [3840, 2160] and len(out["peaks"]) == 3
+    one_frame_mb = 3840 * 2160 * 3 / 2**20
+    # Holding the frames would add 32 frames (760 MB) between the first and the last snippet.
+    assert out["peaks"][-1] - out["peaks"][0] < 6 * one_frame_mb, out
+
+
+def test_unreadable_file_simulated(tmp_path, monkeypatch):
+    """The same check where the OS cannot deny root: the file reads as not accessible."""
+    import vad.extract.decode as decode
+
+    video = write_lossless(tmp_path / "secret.mp4", pattern_frames(5, W, H))
+    monkeypatch.setattr(decode.os, "access", lambda path, mode: False)
+    with pytest.raises(DecodeError, match=r"secret\.mp4: permission denied \(not readable by this user\)"):
+        open_video(video)
