@@ -30,9 +30,9 @@ from tqdm import tqdm
 
 from vad.extract.backbones import get_backbone
 from vad.extract.cache import FeatureCache, process_identity
-from vad.extract.inputs import VideoItem, in_shard
+from vad.extract.inputs import VideoItem
 from vad.extract.runner import (
-    PROFILES, ExtractConfig, ExtractReport, _Batcher, cache_config, is_current, load_backbone, resolve_device, source_stat,
+    PROFILES, ExtractConfig, ExtractReport, _Batcher, cache_config, is_current, load_backbone, resolve_device, source_stat, videos_to_extract,
 )
 from vad.extract.snippets import VideoSummary, iter_snippets
 
@@ -171,19 +171,10 @@ def extract_ray(items: list[VideoItem], cache_dir: str | Path, config: ExtractCo
     started = time.perf_counter()
     report = ExtractReport()
     cache = FeatureCache(cache_dir)
-    if config.shard is not None:
-        items = [item for item in items if in_shard(item.video_id, config.shard)]
     # The driver verifies the weights and fixes the cache's configuration before any worker starts.
     _, digest = load_backbone(spec, config.weights, torch.device("cpu"), config.allow_unverified_weights)
     cache.ensure_config(cache_config(spec, config, digest))
-    todo = []
-    for item in items:
-        if not config.overwrite and is_current(cache, item):
-            report.skipped.append(item.video_id)
-        else:
-            todo.append(item)
-    if report.skipped:
-        log.info("%d video(s) already in %s, skipped (use --overwrite to recompute)", len(report.skipped), cache.root)
+    todo = videos_to_extract(items, cache, config, report)
     if not todo:
         report.seconds = time.perf_counter() - started
         return report

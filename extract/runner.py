@@ -244,6 +244,21 @@ def default_workers(device: torch.device, n_videos: int) -> int:
     return max(1, min(MAX_WORKERS, (os.cpu_count() or 2) - 1, n_videos))
 
 
+def videos_to_extract(items: list[VideoItem], cache: FeatureCache, config: ExtractConfig, report: ExtractReport) -> list[VideoItem]:
+    """This shard's videos that are not already current in the cache (those go to report.skipped)."""
+    if config.shard is not None:
+        items = [item for item in items if in_shard(item.video_id, config.shard)]
+    todo = []
+    for item in items:
+        if not config.overwrite and is_current(cache, item):
+            report.skipped.append(item.video_id)
+        else:
+            todo.append(item)
+    if report.skipped:
+        log.info("%d video(s) already in %s, skipped (use --overwrite to recompute)", len(report.skipped), cache.root)
+    return todo
+
+
 def extract(items: list[VideoItem], cache_dir: str | Path, config: ExtractConfig, progress: bool = True) -> ExtractReport:
     """Extract every item into the cache; finished (unchanged) videos are skipped unless overwrite."""
     spec = get_backbone(config.backbone)
@@ -255,18 +270,9 @@ def extract(items: list[VideoItem], cache_dir: str | Path, config: ExtractConfig
     cache = FeatureCache(cache_dir)
     report = ExtractReport()
     started = time.perf_counter()
-    if config.shard is not None:
-        items = [item for item in items if in_shard(item.video_id, config.shard)]
     model, digest = load_backbone(spec, config.weights, device, config.allow_unverified_weights)
     cache.ensure_config(cache_config(spec, config, digest))
-    todo = []
-    for item in items:
-        if not config.overwrite and is_current(cache, item):
-            report.skipped.append(item.video_id)
-        else:
-            todo.append(item)
-    if report.skipped:
-        log.info("%d video(s) already in %s, skipped (use --overwrite to recompute)", len(report.skipped), cache.root)
+    todo = videos_to_extract(items, cache, config, report)
     if not todo:
         report.seconds = time.perf_counter() - started
         return report
