@@ -65,7 +65,7 @@ def stage_split(path: Path, crops_list: list[int], weights: Path) -> dict:
 
         @torch.inference_mode()
         def network():
-            x = spec.normalise(to_network_layout(torch.from_numpy(cropped[0])))
+            x = spec.normalise(to_network_layout(cropped[0]))
             return model(x)
 
         network_s, _ = timed(network, repeats=2)

@@ -3,10 +3,15 @@
 Frames come out as RGB uint8 HxWx3 in decoder output order, and the count is what actually
 decodes, not what the container claims (some files over-report). A stream that breaks part
 way keeps what decoded and reports itself partial.
+
+Frames come out upright: the display matrix phones write (rotation, rarely a mirror) is
+applied as ffmpeg's autorotate and OpenCV's orientation-auto do, so a portrait phone clip
+gives portrait frames, and width/height describe the frames as returned.
 """
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +30,64 @@ class DecodeError(Exception):
     """A video that cannot be decoded at all; the message names the file."""
 
 
+@dataclass(frozen=True)
+class Orientation:
+    """How stored frames become upright: mirror left-right first, then `turns` quarter turns counter-clockwise."""
+
+    turns: int = 0  # np.rot90's k
+    mirror: bool = False
+
+    def apply(self, rgb: np.ndarray) -> np.ndarray:
+        if self.mirror:
+            rgb = rgb[:, ::-1]
+        if self.turns:
+            rgb = np.rot90(rgb, self.turns)
+        # Contiguous: torch.from_numpy refuses the negative strides of a flipped view.
+        return np.ascontiguousarray(rgb) if self.mirror or self.turns else rgb
+
+    def describe(self) -> str:
+        steps = (["mirrored left-right"] if self.mirror else []) + ([f"rotated {90 * self.turns} degrees counter-clockwise"] if self.turns else [])
+        return ", then ".join(steps) or "upright"
+
+
+UPRIGHT = Orientation()
+
+
+def display_orientation(matrix) -> Orientation | None:
+    """The Orientation for a display matrix (9 int32, FFmpeg's 16.16 AV_PKT_DATA_DISPLAYMATRIX layout).
+
+    The angle is av_display_rotation_get's (counter-clockwise degrees, as PyAV's VideoFrame.rotation),
+    and a negative determinant is a mirror. Checked against ffmpeg 9's autorotate for all eight
+    rotation/mirror combinations (tests/test_reliability_videos.py). None: an angle that is not a
+    multiple of 90 degrees (ffmpeg would resample; no phone writes one) or a degenerate matrix.
+    """
+    a, b, _, c, d = (float(v) for v in matrix[:5])
+    if math.hypot(a, c) == 0 or math.hypot(b, d) == 0:
+        return None
+    degrees = -math.degrees(math.atan2(b / math.hypot(b, d), a / math.hypot(a, c)))
+    if abs(degrees / 90 - round(degrees / 90)) * 90 > 1:  # within a degree, as ffmpeg's own test
+        return None
+    mirror = a * d - b * c < 0
+    # A mirrored matrix's angle is measured on the flipped axes: half a turn more after the flip.
+    return Orientation((round(degrees / 90) + 2 * mirror) % 4, mirror)
+
+
+def frame_orientation(frame, path: Path) -> Orientation:
+    """The Orientation a decoded PyAV frame asks for (UPRIGHT when it carries no display matrix)."""
+    from av.sidedata.sidedata import Type
+
+    data = frame.side_data.get(Type.DISPLAYMATRIX)
+    if data is None:
+        return UPRIGHT
+    raw = bytes(data)
+    matrix = np.frombuffer(raw, np.int32) if len(raw) == 36 else np.zeros(0, np.int32)
+    orientation = display_orientation(matrix) if matrix.size == 9 else None
+    if orientation is None:
+        log.warning("%s: display matrix %s is not a multiple of 90 degrees; frames kept as stored", path, matrix.tolist())
+        return UPRIGHT
+    return orientation
+
+
 @dataclass
 class FrameStream:
     """An open video. Iterate once for frames; after iteration `n_decoded`, `partial`, `error` are final."""
@@ -36,6 +99,8 @@ class FrameStream:
     height: int
     expected_frames: int  # what the container or index claims; may differ from n_decoded
     _reader: object
+    orientation: Orientation = UPRIGHT  # the display matrix's: frames and width/height are upright (PyAV turns each frame, decord turns itself)
+    _frames: Iterator | None = None  # PyAV: its decoded frames, the one decoded at open in front
     n_decoded: int = 0
     partial: bool = False
     error: str | None = None
@@ -60,11 +125,30 @@ def _reason(exc: BaseException) -> str:
 
 
 def _open_decord(path: Path) -> FrameStream:
+    """decord rotates by the display matrix's angle itself, but ignores mirrors, and at 90 or 270
+    degrees returns 4-channel garbage or fails (decord 0.6.0): only upright and half-turned files
+    come out as PyAV gives them; the others fail here with the reason rather than decode sideways."""
     import decord
 
+    orientation = _probe_orientation(path)
+    if orientation is not None and (orientation.turns % 2 or orientation.mirror):
+        raise ValueError(f"its display matrix says {orientation.describe()}, which decord 0.6 cannot apply; use --decoder pyav or auto")
     reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=0)
     first = reader[0].shape if len(reader) else (0, 0, 3)
-    return FrameStream(path, "decord", float(reader.get_avg_fps()), int(first[1]), int(first[0]), len(reader), reader)
+    if first[2] != 3:  # the 90/270-degree bug, seen here when PyAV could not read the matrix
+        raise ValueError(f"decord returned {first[2]}-channel frames, its failure on videos rotated 90 or 270 degrees")
+    return FrameStream(path, "decord", float(reader.get_avg_fps()), int(first[1]), int(first[0]), len(reader), reader, orientation or UPRIGHT)
+
+
+def _probe_orientation(path: Path) -> Orientation | None:
+    """The display-matrix Orientation as PyAV reads it from the first frame; None where PyAV cannot tell."""
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            return frame_orientation(next(container.decode(video=0)), path)
+    except Exception:  # no PyAV, or a file PyAV cannot decode: decord is on its own
+        return None
 
 
 def decord_chunk(width: int, height: int) -> int:
@@ -95,17 +179,37 @@ def _open_pyav(path: Path) -> FrameStream:
     video = container.streams.video[0]
     video.thread_type = "AUTO"  # frame+slice threading: several times faster, same pixels
     rate = video.average_rate or video.guessed_rate or 0
-    return FrameStream(path, "pyav", float(rate), int(video.codec_context.width), int(video.codec_context.height), int(video.frames or 0), container)
+    width, height = int(video.codec_context.width), int(video.codec_context.height)
+    # The display matrix reaches PyAV 18 only as frame side data: decode the first frame now
+    # (replayed by the iteration) so width and height can describe the frames as returned.
+    frames = container.decode(video=0)
+    try:
+        first = next(frames, None)
+    except Exception as exc:  # a first frame that fails decoding fails in the iteration, as any other
+        first = exc
+    orientation = frame_orientation(first, path) if isinstance(first, av.VideoFrame) else UPRIGHT
+    if orientation.turns % 2:
+        width, height = height, width
+    return FrameStream(path, "pyav", float(rate), width, height, int(video.frames or 0), container, orientation, _replay(first, frames))
+
+
+def _replay(first, rest: Iterator) -> Iterator:
+    """The decoder's frames with the one decoded at open in front, or that frame's error raised first."""
+    if isinstance(first, BaseException):
+        raise first
+    if first is not None:
+        yield first
+        yield from rest
 
 
 def _iter_pyav(stream: FrameStream) -> Iterator[np.ndarray]:
     container = stream._reader
     try:
-        for frame in container.decode(video=0):
+        for frame in stream._frames:
             # threads=1: PyAV's default (0 = one swscale thread per core) spends more time
             # starting and joining threads than converting a frame: 6x slower at 320x240,
             # 2x at 856x480 (bench/THROUGHPUT.md). The pixels are identical.
-            yield frame.to_ndarray(format="rgb24", threads=1)
+            yield stream.orientation.apply(frame.to_ndarray(format="rgb24", threads=1))
     except Exception as exc:  # av.error.* on truncated or corrupt data
         stream.mark_broken(exc)
     else:

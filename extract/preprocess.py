@@ -1,7 +1,9 @@
 """Frame preprocessing shared by every backbone (METHOD.md §2, golden/i3d-r50/ARCHITECTURE.md §2).
 
-All geometry happens on uint8 RGB frames with Pillow, because the reference extractors did so
-and any other resize (cv2, torch without antialias) changes features measurably.
+All geometry happens on uint8 RGB frames with Pillow's bilinear filter, because the reference
+extractors did so and any other resize (cv2, torch's float interpolate) changes features
+measurably: in the decode workers with Pillow itself, or next to the network with the
+bit-exact integer port in resize_torch.
 """
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from PIL import Image
+
+from vad.extract.resize_torch import resize_like_pillow
 
 
 @dataclass(frozen=True)
@@ -59,22 +63,34 @@ def crop_boxes(height: int, width: int, crop_size: int = 224) -> list[tuple[int,
     return [(0, 0), (0, right), (bottom, 0), (bottom, right), centre]
 
 
-def snippet_crops(snippet: np.ndarray, n_crops: int, crop_size: int = 224) -> np.ndarray:
-    """[F,h,w,3] resized uint8 frames -> [n_crops,F,crop,crop,3] uint8.
+def snippet_crops(snippet: np.ndarray | torch.Tensor, n_crops: int, crop_size: int = 224) -> torch.Tensor:
+    """[F,h,w,3] resized uint8 frames -> [n_crops,F,crop,crop,3] uint8 tensor on the frames' device.
 
     n_crops 10 = TenCrop order: the five boxes on the frames, then the same five boxes on the
     horizontally flipped frames (so crop 9 is the centre of the flipped frame, not a flip of
     crop 4: they differ by a column when w - crop is odd). n_crops 1 = the centre crop.
     """
+    snippet = torch.as_tensor(snippet)
     boxes = crop_boxes(snippet.shape[1], snippet.shape[2], crop_size)
     if n_crops == 1:
         boxes, sources = boxes[4:], [snippet]
     elif n_crops == 10:
-        sources = [snippet, snippet[:, :, ::-1]]
+        sources = [snippet, snippet.flip(2)]
     else:
         raise ValueError(f"crops must be 1 or 10, got {n_crops}")
-    out = [src[:, top:top + crop_size, left:left + crop_size] for src in sources for top, left in boxes]
-    return np.ascontiguousarray(np.stack(out))
+    return torch.stack([src[:, top:top + crop_size, left:left + crop_size] for src in sources for top, left in boxes])
+
+
+def finish_snippet(frames: torch.Tensor, n_crops: int, geometry: Geometry) -> torch.Tensor:
+    """Decoded uint8 [F,H,W,3] frames -> crops, on whatever device the frames are.
+
+    The resize is Pillow's, reproduced bit for bit (resize_torch), so geometry can run next
+    to the network instead of in the decode workers without changing the features.
+    """
+    new_h, new_w = resized_size(frames.shape[1], frames.shape[2], geometry.short_side)
+    if (new_h, new_w) != tuple(frames.shape[1:3]):
+        frames = resize_like_pillow(frames, new_h, new_w)
+    return snippet_crops(frames, n_crops, geometry.crop_size)
 
 
 def to_network_layout(crops: np.ndarray | torch.Tensor) -> torch.Tensor:

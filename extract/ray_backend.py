@@ -32,7 +32,7 @@ from vad.extract.backbones import get_backbone
 from vad.extract.cache import FeatureCache, process_identity
 from vad.extract.inputs import VideoItem
 from vad.extract.runner import (
-    PROFILES, ExtractConfig, ExtractReport, _Batcher, cache_config, is_current, load_backbone, resolve_device, source_stat, videos_to_extract,
+    ExtractConfig, ExtractReport, _Batcher, cache_config, is_current, load_backbone, resolve_device, source_stat, videos_to_extract,
 )
 from vad.extract.snippets import VideoSummary, iter_snippets
 
@@ -113,7 +113,7 @@ class ExtractWorker:
         self.device = resolve_device(config.device)
         self.model, _ = load_backbone(self.spec, config.weights, self.device, config.allow_unverified_weights)
         self.cache = FeatureCache(cache_dir)
-        self.plan = config.snippet_plan(self.spec)
+        self.plan = config.snippet_plan(self.spec, self.device)
 
     def pid(self) -> int:
         return os.getpid()
@@ -127,11 +127,11 @@ class ExtractWorker:
         try:
             if not self.config.overwrite and is_current(self.cache, item):  # finished meanwhile by another run
                 return {"status": "skipped"}
-            batcher = _Batcher(self.model, self.spec, self.device, self.config.batch_size, self.config.precision)
+            batcher = _Batcher(self.model, self.spec, self.plan, self.device, self.config.batch_size, self.config.precision)
             summary = VideoSummary()
             try:
-                for index, crops in enumerate(prefetch(iter_snippets(item.path, self.plan, summary))):
-                    batcher.add(0, index, torch.from_numpy(crops))
+                for index, snippet in enumerate(prefetch(iter_snippets(item.path, self.plan, summary))):
+                    batcher.add(0, index, snippet)
                 features = batcher.take(0)
             except Exception as exc:  # one broken video must not stop the run
                 text = str(exc).strip()
@@ -164,10 +164,7 @@ def extract_ray(items: list[VideoItem], cache_dir: str | Path, config: ExtractCo
     """
     ray = import_ray()
     spec = get_backbone(config.backbone)
-    if config.profile not in PROFILES:
-        raise ValueError(f"unknown profile {config.profile!r}; choose one of {', '.join(PROFILES)}")
-    if config.crops not in (1, 10):
-        raise ValueError(f"--crops must be 1 or 10, got {config.crops}")
+    config.check()
     started = time.perf_counter()
     report = ExtractReport()
     cache = FeatureCache(cache_dir)

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import torch
 
 from vad.extract.decode import DecodeError, open_video
-from vad.extract.preprocess import Geometry, jpeg_roundtrip, resize_frame, snippet_crops
+from vad.extract.preprocess import Geometry, finish_snippet, jpeg_roundtrip, resize_frame
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,14 @@ class SnippetPlan:
     jpeg_quality: int | None = None  # JPEG round trip before resizing (the i3d-r50 reference profile)
     decoder: str = "auto"  # auto | decord | pyav
     geometry: Geometry = field(default_factory=Geometry)
+    # True: yield whole decoded frames and let the consumer resize and crop next to the network
+    # (preprocess.finish_snippet); frames over MAX_DEFERRED_PIXELS are still resized here.
+    geometry_on_device: bool = False
+
+
+# A 16-frame snippet of 1080p is 100 MB of uint8; larger frames (4K: 400 MB) are resized in the
+# worker so that the snippets queued between processes stay bounded.
+MAX_DEFERRED_PIXELS = 1920 * 1088
 
 
 @dataclass
@@ -54,21 +63,28 @@ class VideoSummary:
         return meta
 
 
-def iter_snippets(path: Path, plan: SnippetPlan, summary: VideoSummary) -> Iterator[np.ndarray]:
-    """Yield uint8 [crops, 16, crop, crop, 3] per snippet, filling `summary` as it goes."""
+def iter_snippets(path: Path, plan: SnippetPlan, summary: VideoSummary) -> Iterator[torch.Tensor]:
+    """Yield one uint8 tensor per snippet, filling `summary` as it goes: [crops, 16, crop, crop, 3],
+    or with plan.geometry_on_device the snippet's [16, H, W, 3] frames for finish_snippet."""
     geometry = plan.geometry
     stream = open_video(path, plan.decoder)
     summary.decoder, summary.fps = stream.decoder, stream.fps
     summary.width, summary.height = stream.width, stream.height
+    resize_here = not plan.geometry_on_device or stream.width * stream.height > MAX_DEFERRED_PIXELS
+
+    def finished(frames: list[np.ndarray]) -> torch.Tensor:
+        snippet = torch.from_numpy(np.stack(frames))
+        return finish_snippet(snippet, plan.crops, geometry) if not plan.geometry_on_device else snippet
+
     buffer: list[np.ndarray] = []
     started = time.perf_counter()
     for frame in stream:
         if plan.jpeg_quality is not None:
             frame = jpeg_roundtrip(frame, plan.jpeg_quality)
-        buffer.append(resize_frame(frame, geometry.short_side))
+        buffer.append(resize_frame(frame, geometry.short_side) if resize_here else frame)
         if len(buffer) == geometry.clip_len:
             summary.decode_s += time.perf_counter() - started
-            yield snippet_crops(np.stack(buffer), plan.crops, geometry.crop_size)
+            yield finished(buffer)
             summary.n_snippets += 1
             buffer.clear()
             started = time.perf_counter()
@@ -78,5 +94,5 @@ def iter_snippets(path: Path, plan: SnippetPlan, summary: VideoSummary) -> Itera
     if buffer:
         buffer += [buffer[-1]] * (geometry.clip_len - len(buffer))
         summary.decode_s += time.perf_counter() - started
-        yield snippet_crops(np.stack(buffer), plan.crops, geometry.crop_size)
+        yield finished(buffer)
         summary.n_snippets += 1

@@ -33,7 +33,6 @@ def top_classes(logits, labels: list[str], k: int) -> list[dict]:
 
 def snippet_logits(video: Path, model, spec, device, decoder: str, batch_size: int, progress: bool):
     """[T, 400] logits of the centre crop of each 16-frame snippet, and the decode summary."""
-    import numpy as np
     import torch
     from tqdm import tqdm
 
@@ -44,7 +43,7 @@ def snippet_logits(video: Path, model, spec, device, decoder: str, batch_size: i
     out, batch = [], []
 
     def flush() -> None:
-        x = spec.normalise(to_network_layout(torch.from_numpy(np.stack(batch)).to(device)))
+        x = spec.normalise(to_network_layout(torch.stack(batch).to(device)))
         with torch.inference_mode():
             out.append(model.logits(x).float().cpu())
         batch.clear()

@@ -21,6 +21,7 @@ log = logging.getLogger("vad")
 @click.option("--allow-unverified-weights", is_flag=True, help="Accept a weights file whose sha256 differs from the manifest.")
 @click.option("--crops", type=click.Choice(["10", "1"]), default="10", show_default=True, help="10 = TenCrop as the released features; 1 = centre crop only.")
 @click.option("--profile", type=click.Choice(["reference", "direct"]), default="reference", show_default=True, help="reference: reproduce the backbone's reference extractor exactly (for i3d-r50 the JPEG q95 round trip of the ARMS author's extractor); direct: skip the JPEG step.")
+@click.option("--resize-on", type=click.Choice(["auto", "workers", "device"]), default="auto", show_default=True, help="Where frames are resized and cropped: workers (Pillow, in the decode processes) or device (the same arithmetic, bit for bit, as integer tensors next to the network; ships whole frames instead of crops). auto: device with CUDA, workers on CPU. Features are identical either way.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Snippets per forward pass (each with all its crops).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True, help="fp32 reproduces the golden features; bf16/fp16 are faster on GPUs.")
@@ -33,7 +34,7 @@ log = logging.getLogger("vad")
 @click.option("--ray-cpus", type=click.IntRange(min=1), default=1, show_default=True, help="CPUs each Ray actor reserves (its torch threads).")
 @click.option("--overwrite", is_flag=True, help="Recompute videos already in the cache (otherwise they are skipped: re-running resumes).")
 @verbosity
-def extract(inputs, cache_dir, backbone, weights, allow_unverified_weights, crops, profile, device, batch_size, precision, workers, decoder, shard, backend, ray_address, ray_actors, ray_cpus, overwrite):
+def extract(inputs, cache_dir, backbone, weights, allow_unverified_weights, crops, profile, resize_on, device, batch_size, precision, workers, decoder, shard, backend, ray_address, ray_actors, ray_cpus, overwrite):
     """Extract I3D features of videos into a feature cache.
 
     INPUT is a video file, a folder (searched recursively for video files; ids keep the
@@ -59,7 +60,7 @@ def extract(inputs, cache_dir, backbone, weights, allow_unverified_weights, crop
     if not items:
         raise BadInput(f"no video files found in {', '.join(inputs)}")
     config = ExtractConfig(
-        backbone=backbone, weights=Path(weights) if weights else None, crops=int(crops), profile=profile,
+        backbone=backbone, weights=Path(weights) if weights else None, crops=int(crops), profile=profile, resize_on=resize_on,
         device=device, batch_size=batch_size, precision=precision, workers=workers, decoder=decoder,
         shard=shard_spec, overwrite=overwrite, allow_unverified_weights=allow_unverified_weights,
     )

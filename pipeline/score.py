@@ -159,7 +159,7 @@ def load_scorer(config: ScoreConfig) -> Scorer:
     profile = feature.get("profile", "reference")
     geometry = Geometry(clip_len=CLIP_LEN, short_side=feature.get("short_side", 256), crop_size=feature.get("crop_size", 224))
     plan = SnippetPlan(crops=feature["crops"], jpeg_quality=spec.reference_jpeg_quality if profile == "reference" else None,
-                       decoder=config.decoder, geometry=geometry)
+                       decoder=config.decoder, geometry=geometry, geometry_on_device=device.type == "cuda")
     log.debug("model %s: %s features, %d crop(s), profile %s, device %s", config.model, spec.name, plan.crops, profile, device)
     return Scorer(config, detector, feature, spec, backbone, plan, device)
 

@@ -8,7 +8,7 @@ import pytest
 from paths import GOLDEN_R50, VIDEOS
 from videos import clip40_frames, pattern_frames, write_lossless
 
-from vad.extract.decode import DecodeError, open_video, read_all_frames
+from vad.extract.decode import DecodeError, Orientation, display_orientation, open_video, read_all_frames
 
 
 
@@ -65,3 +65,39 @@ def test_truncated_file_keeps_what_decoded(tmp_path):
         return
     assert 0 < len(decoded) <= 60
     assert np.array_equal(decoded, frames[: len(decoded)])
+
+
+ONE = 1 << 16
+
+
+@pytest.mark.parametrize("abcd,expected", [
+    ((ONE, 0, 0, ONE), Orientation(0, False)),
+    ((0, ONE, -ONE, 0), Orientation(3, False)),  # the phone portrait matrix: shown 90 degrees clockwise
+    ((-ONE, 0, 0, -ONE), Orientation(2, False)),
+    ((0, -ONE, ONE, 0), Orientation(1, False)),
+    ((-ONE, 0, 0, ONE), Orientation(0, True)),  # mirrored left-right
+    ((ONE, 0, 0, -ONE), Orientation(2, True)),  # mirrored top-bottom
+    ((0, ONE, ONE, 0), Orientation(1, True)),
+    ((0, 3 * ONE, -3 * ONE, 0), Orientation(3, False)),  # a scale does not change the turn
+])
+def test_display_orientation(abcd, expected):
+    a, b, c, d = abcd
+    assert display_orientation([a, b, 0, c, d, 0, 0, 0, 1 << 30]) == expected
+
+
+def test_display_orientation_refuses_other_angles_and_degenerate_matrices():
+    tilted = [round(np.cos(np.pi / 6) * ONE), -ONE // 2, 0, ONE // 2, round(np.cos(np.pi / 6) * ONE), 0, 0, 0, 1 << 30]
+    assert display_orientation(tilted) is None
+    assert display_orientation([0, 0, 0, 0, 0, 0, 0, 0, 1 << 30]) is None
+    nearly_90 = [round(np.cos(np.pi / 2 + 0.01) * ONE), round(np.sin(np.pi / 2 + 0.01) * ONE), 0, -round(np.sin(np.pi / 2 + 0.01) * ONE), round(np.cos(np.pi / 2 + 0.01) * ONE), 0, 0, 0, 1 << 30]
+    assert display_orientation(nearly_90) == Orientation(3, False)  # within a degree counts, as in ffmpeg
+
+
+def test_orientation_apply_turns_and_mirrors():
+    rgb = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    assert Orientation().apply(rgb) is rgb  # upright: no copy
+    assert np.array_equal(Orientation(1).apply(rgb), np.rot90(rgb))
+    out = Orientation(3, True).apply(rgb)
+    assert np.array_equal(out, np.rot90(rgb[:, ::-1], 3)) and out.flags.c_contiguous
+    assert Orientation(3, True).describe() == "mirrored left-right, then rotated 270 degrees counter-clockwise"
+    assert Orientation().describe() == "upright"

@@ -27,11 +27,13 @@ def summary_of(result) -> dict:
 
 
 @pytest.mark.parametrize(
-    "profile,golden",
-    [("reference", "clip40_feats.npy"), ("direct", "clip40_feats_nojpeg.npy")],
+    "profile,golden,resize_on",
+    [("reference", "clip40_feats.npy", "workers"), ("direct", "clip40_feats_nojpeg.npy", "workers"),
+     ("reference", "clip40_feats.npy", "device")],
 )
-def test_clip40_reproduces_the_reference_extractor(tmp_path, r50_weights_path, profile, golden):
-    result = run_extract(GOLDEN_R50 / "clip40.mp4", "--cache", tmp_path / "c", "--weights", r50_weights_path, "--profile", profile, "--device", "cpu", "--batch-size", "3", "-q")
+def test_clip40_reproduces_the_reference_extractor(tmp_path, r50_weights_path, profile, golden, resize_on):
+    result = run_extract(GOLDEN_R50 / "clip40.mp4", "--cache", tmp_path / "c", "--weights", r50_weights_path, "--profile", profile,
+                         "--resize-on", resize_on, "--device", "cpu", "--batch-size", "3", "-q")
     assert result.exit_code == 0, result.output
     cache = FeatureCache(tmp_path / "c")
     feats = cache.load("clip40")

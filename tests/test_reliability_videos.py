@@ -6,6 +6,7 @@ code 1 (INTERFACES.md: a batch in which some item failed), nothing half-written 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pwd
 import subprocess
@@ -22,7 +23,7 @@ from click.testing import CliRunner
 from videos import pattern_frames, write_lossless
 
 from vad.extract.cache import FeatureCache
-from vad.extract.decode import DecodeError, decord_chunk, open_video
+from vad.extract.decode import DecodeError, decord_chunk, open_video, read_all_frames
 from vad.pipeline.cli import main
 
 W, H = 64, 48
@@ -59,13 +60,19 @@ def write_audio_only(path: Path) -> Path:
     return path
 
 
-def set_rotation_90(path: Path) -> Path:
-    """Write a 90-degree display matrix into the mp4 track header (tkhd), as phones do."""
+ONE = 1 << 16  # 1.0 in the matrix's 16.16 fixed point
+# Clockwise display rotation (what phones write: 90 for a portrait clip) -> tkhd matrix a, b, c, d.
+TKHD_ROTATIONS = {90: (0, ONE, -ONE, 0), 180: (-ONE, 0, 0, -ONE), 270: (0, -ONE, ONE, 0)}
+
+
+def set_rotation(path: Path, clockwise: int) -> Path:
+    """Write a display matrix into the mp4 track header (tkhd), as phones do: show the video turned `clockwise` degrees."""
     data = bytearray(path.read_bytes())
     at = data.find(b"tkhd")
     assert at > 0 and data[at + 4] == 0  # version 0 header: the matrix starts 44 bytes after the type
-    matrix = [0, 1 << 16, 0, -(1 << 16) & 0xFFFFFFFF, 0, 0, 0, 0, 1 << 30]
-    data[at + 44:at + 80] = b"".join(v.to_bytes(4, "big") for v in matrix)
+    a, b, c, d = TKHD_ROTATIONS[clockwise]
+    matrix = [a, b, 0, c, d, 0, 0, 0, 1 << 30]
+    data[at + 44:at + 80] = b"".join((v & 0xFFFFFFFF).to_bytes(4, "big") for v in matrix)
     path.write_bytes(bytes(data))
     return path
 
@@ -83,12 +90,14 @@ CASES = {
     "frames_17.mp4": ("ok", 17, 2, False),
     "variable_rate.mp4": ("ok", 12, 1, False),
     "rotated_90.mp4": ("ok", 10, 1, False),
+    "rotated_180.mp4": ("ok", 10, 1, False),
     "gray.mkv": ("ok", 10, 1, False),
     "yuv444.mp4": ("ok", 10, 1, False),
     "ten_bit.mkv": ("ok", 10, 1, False),
     "ünï cödé/clip with spaces.mp4": ("ok", 20, 2, False),
     "loops/link_a.mp4": ("failed", "symlink loop"),
 }
+SIZES = {"rotated_90.mp4": (H, W)}  # width, height of the upright frames where not (W, H)
 CAN_DENY_READ = os.geteuid() != 0  # root reads a chmod-000 file anyway
 
 
@@ -108,7 +117,8 @@ def make_bad_folder(root: Path) -> Path:
     for n in (1, 15, 17):
         write_lossless(root / f"frames_{n}.mp4", pattern_frames(n, W, H, seed=n))
     write_encoded(root / "variable_rate.mp4", pattern_frames(12, W, H), "libx264", "yuv420p", vfr=True)
-    set_rotation_90(write_encoded(root / "rotated_90.mp4", pattern_frames(10, W, H), "libx264", "yuv420p"))
+    set_rotation(write_encoded(root / "rotated_90.mp4", pattern_frames(10, W, H), "libx264", "yuv420p"), 90)
+    set_rotation(write_encoded(root / "rotated_180.mp4", pattern_frames(10, W, H), "libx264", "yuv420p"), 180)
     write_encoded(root / "gray.mkv", pattern_frames(10, W, H), "ffv1", "gray")
     write_encoded(root / "yuv444.mp4", pattern_frames(10, W, H), "libx264", "yuv444p")
     write_encoded(root / "ten_bit.mkv", pattern_frames(10, W, H), "libx264", "yuv420p10le")
@@ -168,7 +178,7 @@ def test_each_case(batch, name):
     _, n_frames, n_snippets, partial = case
     meta, features = cache.meta(vid), cache.load(vid)
     assert features.shape == (n_snippets, 1, 2048) and np.isfinite(features).all()
-    assert (meta["n_snippets"], meta["partial"], meta["width"], meta["height"]) == (n_snippets, partial, W, H)
+    assert (meta["n_snippets"], meta["partial"], meta["width"], meta["height"]) == (n_snippets, partial, *SIZES.get(name, (W, H)))
     if n_frames is not None:
         assert meta["n_frames"] == n_frames
     if partial:  # cut mid-stream: what decoded is kept, and why it stopped is recorded
@@ -265,3 +275,99 @@ def test_unreadable_file_simulated(tmp_path, monkeypatch):
     monkeypatch.setattr(decode.os, "access", lambda path, mode: False)
     with pytest.raises(DecodeError, match=r"secret\.mp4: permission denied \(not readable by this user\)"):
         open_video(video)
+
+
+# Rotation: phones store frames as the sensor reads them and a display matrix saying how to turn
+# them; decoding applies it, as ffmpeg and OpenCV do, so features see the scene upright.
+
+
+@pytest.mark.parametrize("clockwise,k", [(90, -1), (180, 2), (270, 1)])  # np.rot90's k: counter-clockwise quarter turns
+def test_rotated_file_decodes_to_the_turned_frames(tmp_path, clockwise, k):
+    """The same frames losslessly with and without the matrix: the rotated file gives np.rot90 of the plain one, exactly."""
+    frames = pattern_frames(6, W, H, seed=4)
+    plain, plain_stream = read_all_frames(write_lossless(tmp_path / "plain.mp4", frames), "auto")
+    turned, stream = read_all_frames(set_rotation(write_lossless(tmp_path / "turned.mp4", frames), clockwise), "auto")
+    assert np.array_equal(plain, frames) and (plain_stream.width, plain_stream.height) == (W, H)
+    assert np.array_equal(turned, np.rot90(frames, k, axes=(1, 2)))
+    assert (stream.width, stream.height) == (turned.shape[2], turned.shape[1]) == ((H, W) if clockwise != 180 else (W, H))
+    assert turned.flags.c_contiguous and stream.n_decoded == 6 and not stream.partial
+
+
+def ffmpeg_autorotated(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    """What the ffmpeg command line decodes (autorotate is on by default) as [N,H,W,3] RGB of the given shape."""
+    import imageio_ffmpeg
+
+    done = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                          capture_output=True, timeout=60, check=True)
+    assert len(done.stdout) == int(np.prod(shape)), f"ffmpeg gave {len(done.stdout)} bytes, expected frames of {shape}"
+    return np.frombuffer(done.stdout, np.uint8).reshape(shape)
+
+
+@pytest.mark.parametrize("degrees", [0, 90, 180, -90])  # counter-clockwise, as FFmpeg's display matrix API counts
+@pytest.mark.parametrize("hflip", [False, True])
+def test_orientation_agrees_with_ffmpeg_autorotate(tmp_path, degrees, hflip):
+    """All eight rotation/mirror matrices (PyAV's own writer) decode to ffmpeg's autorotated pixels exactly."""
+    frames = pattern_frames(3, W, H, seed=5)
+    path = tmp_path / "oriented.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264rgb", rate=25)
+        stream.width, stream.height, stream.pix_fmt = W, H, "rgb24"
+        stream.options = {"qp": "0", "preset": "ultrafast"}
+        stream.set_display_rotation(degrees, hflip=hflip)
+        for rgb in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(stream.encode())
+    decoded, _ = read_all_frames(path, "pyav")
+    assert np.array_equal(decoded, ffmpeg_autorotated(path, decoded.shape))
+    turned = np.rot90(frames, degrees // 90, axes=(1, 2))
+    assert np.array_equal(decoded, turned[:, :, ::-1] if hflip else turned)  # set_display_rotation: the mirror follows the turn
+
+
+def test_thumbnails_for_the_plot_are_upright(tmp_path):
+    """`vad score --plot` re-decodes frames for thumbnails through the same decoder: portrait stays portrait."""
+    from vad.pipeline.score import THUMBNAIL_HEIGHT, thumbnail_source
+
+    path = set_rotation(write_lossless(tmp_path / "portrait.mp4", pattern_frames(4, W, H, seed=6)), 90)
+    (thumb,) = thumbnail_source(path, "auto")([2])
+    assert thumb.shape == (THUMBNAIL_HEIGHT, round(THUMBNAIL_HEIGHT * H / W), 3)
+
+
+def test_decord_decodes_half_turns_like_pyav(tmp_path):
+    path = set_rotation(write_lossless(tmp_path / "upside_down.mp4", pattern_frames(5, W, H, seed=7)), 180)
+    by_decord, stream = read_all_frames(path, "decord")
+    assert np.array_equal(by_decord, read_all_frames(path, "pyav")[0]) and (stream.width, stream.height) == (W, H)
+
+
+def test_decord_refuses_quarter_turns_with_the_reason(tmp_path, monkeypatch):
+    """decord 0.6 gives 4-channel garbage or a size error at 90/270 degrees: a named failure, never sideways frames."""
+    import vad.extract.decode as decode
+
+    path = set_rotation(write_lossless(tmp_path / "portrait.mp4", pattern_frames(5, W, H, seed=8)), 90)
+    with pytest.raises(DecodeError) as error:
+        open_video(path, "decord")
+    assert str(error.value) == (f"{path}: cannot decode (decord: its display matrix says rotated 270 degrees counter-clockwise, "
+                                "which decord 0.6 cannot apply; use --decoder pyav or auto)")
+    # Where PyAV cannot read the matrix, decord's own symptom is caught instead.
+    monkeypatch.setattr(decode, "_probe_orientation", lambda path: None)
+    with pytest.raises(DecodeError, match=r"portrait\.mp4: cannot decode \(decord: decord returned 4-channel frames"):
+        open_video(path, "decord")
+
+
+def test_other_angles_keep_frames_as_stored_with_a_warning(tmp_path, caplog):
+    """A 30-degree matrix would need resampling (ffmpeg's rotate filter); no phone writes one: frames stay as stored."""
+    frames = pattern_frames(3, W, H, seed=9)
+    path = tmp_path / "tilted.mp4"
+    cos, sin = round(np.cos(np.pi / 6) * ONE), round(np.sin(np.pi / 6) * ONE)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264rgb", rate=25)
+        stream.width, stream.height, stream.pix_fmt = W, H, "rgb24"
+        stream.options = {"qp": "0", "preset": "ultrafast"}
+        stream.set_display_matrix([cos, -sin, 0, sin, cos, 0, 0, 0, 1 << 30])
+        for rgb in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(stream.encode())
+    with caplog.at_level(logging.WARNING, logger="vad"):
+        decoded, _ = read_all_frames(path, "pyav")
+    assert np.array_equal(decoded, frames)
+    assert [r.getMessage() for r in caplog.records if "tilted.mp4" in r.getMessage()] == [
+        f"{path}: display matrix [{cos}, {-sin}, 0, {sin}, {cos}, 0, 0, 0, 1073741824] is not a multiple of 90 degrees; frames kept as stored"]

@@ -38,7 +38,7 @@ def test_resized_size_truncates_the_long_side():
 def test_ten_crop_boxes_and_flipped_centre():
     assert crop_boxes(256, 341) == [(0, 0), (0, 117), (32, 0), (32, 117), (16, 58)]
     snippet = np.random.default_rng(0).integers(0, 256, (2, 256, 341, 3), dtype=np.uint8)
-    crops = snippet_crops(snippet, 10)
+    crops = snippet_crops(snippet, 10).numpy()
     assert crops.shape == (10, 2, 224, 224, 3)
     flipped = snippet[:, :, ::-1]
     assert np.array_equal(crops[9], flipped[:, 16:240, 58:282])
