@@ -12,7 +12,7 @@
 #     GPU's dense peak (bench/network.py; PEAK_TFLOPS below, H100/H200 SXM datasheet figures)
 #   * `vad extract` end to end on generated H.264 videos (320x240 like UCF-Crime, 856x480 like
 #     ShanghaiTech): snippets/s for 1 and 10 crops per precision, a decode-worker sweep, the
-#     direct profile, and i3d-inception; GPU utilisation from nvidia-smi sampled every 200 ms
+#     direct profile, resize/crop in the workers against on the GPU, and i3d-inception; GPU utilisation from nvidia-smi sampled every 200 ms
 #     during each run; achieved TFLOP/s = snippets/s x crops x GFLOP per clip
 #   * feature deviation of bf16/fp16 from the fp32 golden clip40 features (bench/precision.py)
 #   * decode frames/s (bench/decode.py; ffmpeg columns only where an ffmpeg binary exists)
@@ -134,6 +134,9 @@ for workers in 4 8; do  # the default is cores - 1 (up to 16): does it pay?
   run_extract "r50_ucf_c1_bf16_w$workers" "$VIDEOS/ucf" --weights "$R50_WEIGHTS" --crops 1 --precision bf16 --batch-size 8 --workers "$workers"
 done
 run_extract r50_ucf_c1_bf16_direct "$VIDEOS/ucf" --weights "$R50_WEIGHTS" --crops 1 --precision bf16 --batch-size 8 --profile direct
+# resize and crops in the decode workers (Pillow) instead of on the GPU (the CUDA default): what moving them bought
+run_extract r50_ucf_c10_bf16_resize_workers "$VIDEOS/ucf" --weights "$R50_WEIGHTS" --crops 10 --precision bf16 --batch-size 8 --resize-on workers
+run_extract r50_ucf_c10_bf16_direct "$VIDEOS/ucf" --weights "$R50_WEIGHTS" --crops 10 --precision bf16 --batch-size 8 --profile direct
 for precision in fp32 bf16; do
   run_extract "r50_sh_c10_${precision}" "$VIDEOS/sh" --weights "$R50_WEIGHTS" --crops 10 --precision "$precision" --batch-size 8
   run_extract "inception_ucf_c10_${precision}" "$VIDEOS/ucf" --backbone i3d-inception "${INC_ARGS[@]}" --crops 10 \

@@ -31,6 +31,7 @@ from vad.extract.backbones import get_backbone  # noqa: E402
 from vad.extract.decode import open_video  # noqa: E402
 from vad.extract.inputs import discover  # noqa: E402
 from vad.extract.preprocess import jpeg_roundtrip, resize_frame, snippet_crops, to_network_layout  # noqa: E402
+from vad.extract.resize_torch import resize_like_pillow  # noqa: E402
 from vad.extract.runner import ExtractConfig, extract  # noqa: E402
 
 
@@ -53,6 +54,10 @@ def stage_split(path: Path, crops_list: list[int], weights: Path) -> dict:
     per["jpeg_q95_roundtrip"] = jpeg_s / n_snippets
     resize_s, resized = timed(lambda: [resize_frame(f, 256) for f in jpeg_frames])
     per["resize_256"] = resize_s / n_snippets
+    # The same resize as integer tensors (what --resize-on device runs next to the network), here on the CPU.
+    batch = torch.from_numpy(np.stack(jpeg_frames))
+    new_h, new_w = resized[0].shape[:2]
+    torch_s, _ = timed(lambda: resize_like_pillow(batch, new_h, new_w))
     snippets = [np.stack(resized[i:i + 16]) for i in range(0, len(resized) - 15, 16)]
     spec = get_backbone("i3d-r50")
     from vad.extract.runner import load_backbone
@@ -72,6 +77,7 @@ def stage_split(path: Path, crops_list: list[int], weights: Path) -> dict:
         row["network_fp32"] = network_s
         total = sum(row.values())
         out["seconds_per_snippet"][f"crops_{crops}"] = {k: round(v, 4) for k, v in row.items()}
+        out["resize_256_torch_cpu_s_per_snippet"] = round(torch_s / n_snippets, 4)
         out.setdefault("share_of_serial_time", {})[f"crops_{crops}"] = {
             "decode": round(row["decode"] / total, 4),
             "preprocess": round((row["jpeg_q95_roundtrip"] + row["resize_256"] + row[f"crops_{crops}"]) / total, 4),
@@ -80,17 +86,18 @@ def stage_split(path: Path, crops_list: list[int], weights: Path) -> dict:
     return out
 
 
-def end_to_end(videos: Path, weights: Path, crops: int, workers_list: list[int], tmp: Path) -> list[dict]:
+def end_to_end(videos: Path, weights: Path, crops: int, workers_list: list[int], resize_on: list[str], tmp: Path) -> list[dict]:
     items = discover([str(videos)])
     rows = []
-    for workers in workers_list:
-        config = ExtractConfig(weights=weights, crops=crops, device="cpu", workers=workers, overwrite=True)
-        started = time.perf_counter()
-        report = extract(items, tmp / f"cache_w{workers}", config, progress=False)
-        wall = time.perf_counter() - started
-        rows.append({"workers": workers, "crops": crops, "snippets": report.snippets, "wall_s": round(wall, 2),
-                     "snippets_per_s": round(report.snippets / wall, 4), "load_average_1min": round(os.getloadavg()[0], 2)})
-        print(f"workers={workers}: {rows[-1]['snippets_per_s']} snippets/s", file=sys.stderr)
+    for where in resize_on:
+        for workers in workers_list:
+            config = ExtractConfig(weights=weights, crops=crops, device="cpu", workers=workers, resize_on=where, overwrite=True)
+            started = time.perf_counter()
+            report = extract(items, tmp / f"cache_w{workers}", config, progress=False)
+            wall = time.perf_counter() - started
+            rows.append({"workers": workers, "resize_on": where, "crops": crops, "snippets": report.snippets, "wall_s": round(wall, 2),
+                         "snippets_per_s": round(report.snippets / wall, 4), "load_average_1min": round(os.getloadavg()[0], 2)})
+            print(f"workers={workers} resize_on={where}: {rows[-1]['snippets_per_s']} snippets/s", file=sys.stderr)
     return rows
 
 
@@ -102,6 +109,7 @@ def main() -> None:
     parser.add_argument("--crops", default="1,10")
     parser.add_argument("--workers", default="0,1,2", help="end-to-end runs with these DataLoader worker counts")
     parser.add_argument("--e2e-crops", type=int, default=1, help="crops of the end-to-end runs")
+    parser.add_argument("--resize-on", default="workers", help="end-to-end runs with each of these (workers, device)")
     parser.add_argument("--skip-e2e", action="store_true")
     args = parser.parse_args()
     from golden_r50 import write_weights
@@ -116,7 +124,8 @@ def main() -> None:
                   "video": f"{args.width}x{args.height} H.264, {args.frames} frames", "profile": "reference (JPEG q95)",
                   "split": stage_split(clip, [int(c) for c in args.crops.split(",")], weights)}
         if not args.skip_e2e:
-            result["end_to_end"] = end_to_end(videos, weights, args.e2e_crops, [int(w) for w in args.workers.split(",")], tmp)
+            result["end_to_end"] = end_to_end(videos, weights, args.e2e_crops, [int(w) for w in args.workers.split(",")],
+                                               args.resize_on.split(","), tmp)
         result["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(result, indent=1))
 

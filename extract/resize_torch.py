@@ -55,11 +55,16 @@ def pillow_bilinear_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.nd
     return index, weight
 
 
+@lru_cache(maxsize=64)
+def _taps_on(in_size: int, out_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """pillow_bilinear_taps as tensors on `device`, kept so that each snippet does not copy them again."""
+    index, weight = pillow_bilinear_taps(in_size, out_size)
+    return torch.from_numpy(index).to(device), torch.from_numpy(weight).to(device)
+
+
 def _resample_axis(frames: torch.Tensor, axis: int, out_size: int) -> torch.Tensor:
     """One Pillow pass along `axis` of an integer tensor, rounded and clipped to 0..255 (clip8)."""
-    index, weight = pillow_bilinear_taps(frames.shape[axis], out_size)
-    index = torch.from_numpy(index).to(frames.device)
-    weight = torch.from_numpy(weight).to(frames.device)
+    index, weight = _taps_on(frames.shape[axis], out_size, frames.device)
     shape = [1] * frames.dim()
     shape[axis] = out_size
     acc = torch.full((), 1 << (PRECISION_BITS - 1), dtype=torch.int32, device=frames.device)

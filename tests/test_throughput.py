@@ -1,5 +1,8 @@
-"""Throughput plumbing: default decode workers, the prefetch thread of Ray actors, decoder choice."""
+"""Throughput plumbing: default decode workers, the prefetch thread of Ray actors, decoder choice, GPU bench scripts."""
 from __future__ import annotations
+
+import json
+from datetime import datetime
 
 import numpy as np
 import pytest
@@ -43,3 +46,25 @@ def test_auto_decodes_with_pyav_and_the_same_pixels(tmp_path):
     assert open_video(path, "auto").decoder == "pyav"
     decoded, _ = read_all_frames(path, "auto")
     assert np.array_equal(decoded, frames)
+
+
+def test_gpu_scripts_parse_and_the_summary_computes_tflops_and_utilisation(tmp_path):
+    """bench/extract_gpu.sh has never run on a GPU here: at least its shell parses and its summary is right."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "bench"
+    for script in ("extract_gpu.sh", "gpu_all.sh", "gpu_prepare.sh"):
+        assert subprocess.run(["bash", "-n", str(bench / script)]).returncode == 0, script
+    (tmp_path / "flops.json").write_text(json.dumps({"results": [{"backbone": "i3d-r50", "gflop_per_clip": 32.8291}]}))
+    (tmp_path / "phases.tsv").write_text("extract_r50_ucf_c10_bf16_resize_workers\t100.0\t110.0\t0\nextract_r50_sh_c1_fp32\t110.0\t112.0\t1\n")
+    (tmp_path / "extract_r50_ucf_c10_bf16_resize_workers.json").write_text(json.dumps({"snippets": 600, "snippets_per_s": 60.0}))
+    stamp = lambda t: datetime.fromtimestamp(t).strftime("%Y/%m/%d %H:%M:%S.%f")[:-3]  # nvidia-smi's format
+    (tmp_path / "smi.csv").write_text("".join(f"{stamp(t)}, {u}, 1000, 1980, 300\n" for t, u in [(99.0, 0), (101.0, 80), (105.0, 90), (111.0, 5)]))
+    out = json.loads(subprocess.run([sys.executable, str(bench / "gpu_summary.py"), str(tmp_path)], capture_output=True, text=True, check=True).stdout)
+    run = out["extract"][0]
+    assert run["run"] == "r50_ucf_c10_bf16_resize_workers" and run["crops"] == 10 and run["precision"] == "bf16"
+    assert run["tflops"] == round(60.0 * 10 * 32.8291 / 1e3, 2) == 19.7 and run["fraction_of_peak"] == round(19.7 / 989, 4)
+    assert run["gpu_util_mean"] == 85.0  # only the samples inside the run's window
+    assert out["failed_phases"] == ["extract_r50_sh_c1_fp32"]
