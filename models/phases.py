@@ -10,6 +10,7 @@ from typing import Callable
 
 import numpy as np
 
+from vad.extract.registry import Registry
 from vad.models.pseudo import RatioUpdate, adaptive_ratios
 
 
@@ -32,21 +33,15 @@ class Phase:
     ratios: Callable[[PhaseContext], RatioUpdate]
 
 
-PHASES: dict[str, Phase] = {}
+PHASES: Registry[Phase] = Registry("phase")
 
 
 def register_phase(phase: Phase) -> Phase:
-    if phase.name in PHASES:
-        raise ValueError(f"phase {phase.name!r} registered twice")
-    PHASES[phase.name] = phase
-    return phase
+    return PHASES.add(phase.name, phase)
 
 
 def get_phase(name: str) -> Phase:
-    try:
-        return PHASES[name]
-    except KeyError:
-        raise ValueError(f"unknown phase {name!r}; choose from {', '.join(PHASES)}") from None
+    return PHASES[name]
 
 
 def _fixed(value: float, n: int) -> RatioUpdate:

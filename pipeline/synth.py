@@ -29,6 +29,8 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from vad.extract.registry import Registry
+
 log = logging.getLogger("vad")
 
 Color = tuple[int, int, int]
@@ -447,15 +449,11 @@ class Event:
 
 
 AnomalyBuilder = Callable[[np.random.Generator, Scene, ClipSpec], Event]
-ANOMALIES: dict[str, AnomalyBuilder] = {}
+ANOMALIES: Registry[AnomalyBuilder] = Registry("anomaly")
 
 
 def register_anomaly(name: str) -> Callable[[AnomalyBuilder], AnomalyBuilder]:
-    def add(builder: AnomalyBuilder) -> AnomalyBuilder:
-        ANOMALIES[name] = builder
-        return builder
-
-    return add
+    return lambda builder: ANOMALIES.add(name, builder)
 
 
 def _event_start(rng: np.random.Generator, n_frames: int, duration: int) -> int:

@@ -12,6 +12,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from vad.extract.registry import Registry
+
 
 @dataclass(frozen=True)
 class BackboneSpec:
@@ -25,14 +27,11 @@ class BackboneSpec:
     reference_jpeg_quality: int | None = None
 
 
-_REGISTRY: dict[str, BackboneSpec] = {}
+BACKBONES: Registry[BackboneSpec] = Registry("backbone")
 
 
 def register_backbone(spec: BackboneSpec) -> BackboneSpec:
-    if spec.name in _REGISTRY:
-        raise ValueError(f"backbone {spec.name!r} registered twice")
-    _REGISTRY[spec.name] = spec
-    return spec
+    return BACKBONES.add(spec.name, spec)
 
 
 def _load_builtin() -> None:
@@ -44,12 +43,9 @@ def _load_builtin() -> None:
 
 def backbone_names() -> list[str]:
     _load_builtin()
-    return sorted(_REGISTRY)
+    return sorted(BACKBONES)
 
 
 def get_backbone(name: str) -> BackboneSpec:
     _load_builtin()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown backbone {name!r}; choose one of: {', '.join(sorted(_REGISTRY))}") from None
+    return BACKBONES[name]
