@@ -11,12 +11,19 @@ import json
 import os
 import socket
 import tempfile
+import threading
+import time
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, Callable, Iterator
 
 import numpy as np
 
 CACHE_FORMAT = 1
+# Owners touch their claim files every minute; one untouched for ten is abandoned (its host died,
+# or lost the shared file system) and any process may take it over. Ten beats of slack absorb
+# NFS attribute caching and clock skew between hosts.
+CLAIM_HEARTBEAT_S = 60.0
+CLAIM_EXPIRY_S = 600.0
 # Keys of cache.json that define the feature configuration: a cache holds exactly one.
 CONFIG_KEYS = ("backbone", "weights_sha256", "feature_dim", "crops", "clip_len", "short_side", "crop_size", "profile")
 
@@ -206,9 +213,11 @@ class FeatureCache:
         """Claim `video_id` for this process: None when claimed, else the live owner's claim.
 
         The claim file is created with O_CREAT|O_EXCL (atomic on local and NFS file systems) and
-        holds pid, host and the process start time. A claim whose process is gone (same host,
-        pid dead or reused) is stale and taken over; the takeover runs under a host-local flock so
-        two processes cannot both take over the same stale claim.
+        holds pid, host and the process start time; its owner touches it while it works
+        (ClaimHeartbeat). A claim is stale and taken over when its process is gone (same host:
+        pid dead or reused) or, from any host, when it has not been touched for CLAIM_EXPIRY_S
+        (a node that died or lost the shared file system). The takeover runs under a host-local
+        flock so two processes of this host cannot both take over the same stale claim.
         """
         owner = owner or process_identity()
         path = self.claim_path(video_id)
@@ -219,7 +228,7 @@ class FeatureCache:
             except FileExistsError:
                 with self._takeover_mutex():
                     holder = _read_claim(path)
-                    if holder is not None and not _is_stale(holder):
+                    if holder is not None and not _is_stale(holder, path):
                         return holder
                     path.unlink(missing_ok=True)
                 continue
@@ -288,10 +297,15 @@ def _read_claim(path: Path) -> dict | None:
     return claim if isinstance(claim, dict) else {}
 
 
-def _is_stale(claim: dict) -> bool:
-    """A claim of this host whose process is gone; claims of other hosts are never taken over."""
+def _is_stale(claim: dict, path: Path) -> bool:
+    """Untouched for CLAIM_EXPIRY_S (any host, garbage included), or of this host with its process gone."""
+    try:
+        if time.time() - path.stat().st_mtime > CLAIM_EXPIRY_S:
+            return True
+    except FileNotFoundError:
+        return True
     if claim.get("host") != socket.gethostname() or not isinstance(claim.get("pid"), int):
-        return False
+        return False  # another host's process: only its heartbeat tells whether it lives
     try:
         os.kill(claim["pid"], 0)
     except ProcessLookupError:
@@ -299,6 +313,47 @@ def _is_stale(claim: dict) -> bool:
     except PermissionError:  # alive, owned by another user
         pass
     return claim.get("start") is not None and _process_start(claim["pid"]) != claim["start"]
+
+
+class ClaimHeartbeat:
+    """Touches the claim files a process holds every CLAIM_HEARTBEAT_S, from a daemon thread,
+    so that other hosts can tell a working owner from a dead one (see FeatureCache.claim)."""
+
+    def __init__(self, cache: FeatureCache, interval: float = CLAIM_HEARTBEAT_S):
+        self.cache, self.interval = cache, interval
+        self.held: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vad-claim-heartbeat", daemon=True)
+
+    def start(self) -> ClaimHeartbeat:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def hold(self, video_id: str) -> None:
+        with self._lock:
+            self.held.add(video_id)
+
+    def drop(self, video_id: str) -> None:
+        with self._lock:
+            self.held.discard(video_id)
+
+    def beat(self) -> None:
+        with self._lock:
+            held = list(self.held)
+        for video_id in held:
+            try:
+                os.utime(self.cache.claim_path(video_id))
+            except FileNotFoundError:  # released meanwhile
+                self.drop(video_id)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.beat()
 
 
 class _FileMutex:

@@ -29,7 +29,7 @@ import torch
 from tqdm import tqdm
 
 from vad.extract.backbones import get_backbone
-from vad.extract.cache import FeatureCache, process_identity
+from vad.extract.cache import ClaimHeartbeat, FeatureCache, process_identity
 from vad.extract.inputs import VideoItem
 from vad.extract.runner import (
     ExtractConfig, ExtractReport, _Batcher, cache_config, is_current, load_backbone, resolve_device, source_stat, videos_to_extract,
@@ -113,6 +113,7 @@ class ExtractWorker:
         self.device = resolve_device(config.device)
         self.model, _ = load_backbone(self.spec, config.weights, self.device, config.allow_unverified_weights)
         self.cache = FeatureCache(cache_dir)
+        self.heartbeat = ClaimHeartbeat(self.cache).start()  # lives as long as the actor
         self.plan = config.snippet_plan(self.spec, self.device)
 
     def pid(self) -> int:
@@ -124,6 +125,7 @@ class ExtractWorker:
         holder = self.cache.claim(item.video_id, owner)
         if holder is not None:
             return {"status": "claimed", "why": f"claimed by pid {holder.get('pid')} on {holder.get('host')}"}
+        self.heartbeat.hold(item.video_id)
         try:
             if not self.config.overwrite and is_current(self.cache, item):  # finished meanwhile by another run
                 return {"status": "skipped"}
@@ -142,6 +144,7 @@ class ExtractWorker:
             self.cache.write(item.video_id, np.asarray(features), meta)
             return {"status": "done", "snippets": int(features.shape[0]), "partial": bool(meta["partial"])}
         finally:
+            self.heartbeat.drop(item.video_id)
             self.cache.release_if_owned(item.video_id, owner)
 
 

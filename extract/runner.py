@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from vad import weights as weights_store
 from vad.extract.backbones import BackboneSpec, get_backbone
-from vad.extract.cache import CacheWriteError, FeatureCache, process_identity
+from vad.extract.cache import CacheWriteError, ClaimHeartbeat, FeatureCache, process_identity
 from vad.extract.inputs import VideoItem, in_shard
 from vad.extract.preprocess import Geometry, finish_snippet, to_network_layout
 from vad.extract.snippets import SnippetPlan, VideoSummary, iter_snippets
@@ -308,12 +308,15 @@ def extract(items: list[VideoItem], cache_dir: str | Path, config: ExtractConfig
     batcher = _Batcher(model, spec, plan, device, config.batch_size, config.precision)
     video_bar = tqdm(total=len(todo), desc="videos", unit="video", disable=not progress, position=0)
     snippet_bar = tqdm(desc="snippets", unit="snippet", disable=not progress, position=1)
+    heartbeat = ClaimHeartbeat(cache).start()
     try:
         for kind, video, *payload in loader:
             item = todo[video]
             if kind == "snippet":
+                heartbeat.hold(item.video_id)  # claimed by a worker just before its first snippet
                 snippet_bar.update(batcher.add(video, payload[0], payload[1]))
                 continue
+            heartbeat.drop(item.video_id)
             if kind == "claimed":
                 (report.skipped if payload[0] == "done" else report.claimed).append(item.video_id)
                 if payload[0] != "done":
@@ -342,6 +345,7 @@ def extract(items: list[VideoItem], cache_dir: str | Path, config: ExtractConfig
                     report.partial.append(item.video_id)
             video_bar.update(1)
     finally:
+        heartbeat.stop()
         claimer.release_unfinished(todo)
         snippet_bar.close()
         video_bar.close()

@@ -1,7 +1,8 @@
 """Several `vad extract` processes on one cache, claims, and a full disk.
 
 Claims (CACHE/features/<id>.lock, O_CREAT|O_EXCL, pid + host + process start time) make sure
-no two processes extract the same video; a claim whose process died on this host is taken over.
+no two processes extract the same video; a claim whose process died on this host, or whose
+owner stopped touching it for CLAIM_EXPIRY_S (any host), is taken over.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,7 @@ from click.testing import CliRunner
 
 from videos import pattern_frames, write_lossless
 
-from vad.extract.cache import FeatureCache, process_identity
+from vad.extract.cache import CLAIM_EXPIRY_S, ClaimHeartbeat, FeatureCache, process_identity
 from vad.pipeline.cli import main
 
 
@@ -55,7 +57,36 @@ def test_claims_exclusive_stale_taken_over_other_hosts_respected(tmp_path):
 
     remote = {"pid": dead_pid(), "host": "another-host.example", "start": "1"}
     cache.claim_path("d").write_text(json.dumps(remote))
-    assert cache.claim("d", me) == remote  # cannot tell whether it lives: never taken over
+    assert cache.claim("d", me) == remote  # its pid means nothing here: only its heartbeat tells
+
+
+def test_claims_of_other_hosts_expire_when_their_heartbeat_stops(tmp_path):
+    cache = FeatureCache(tmp_path / "cache")
+    me = process_identity()
+    remote = {"pid": 1, "host": "another-host.example", "start": "1"}
+    silent = time.time() - CLAIM_EXPIRY_S - 5
+    cache.features_dir.mkdir(parents=True)
+    cache.claim_path("gone").write_text(json.dumps(remote))
+    os.utime(cache.claim_path("gone"), (silent, silent))
+    assert cache.claim("gone", me) is None and json.loads(cache.claim_path("gone").read_text()) == me
+    cache.claim_path("garbage").write_text("{trunc")  # a writer died mid-claim
+    os.utime(cache.claim_path("garbage"), (silent, silent))
+    assert cache.claim("garbage", me) is None
+
+    cache.claim_path("alive").write_text(json.dumps(remote))
+    os.utime(cache.claim_path("alive"), (silent, silent))
+    heartbeat = ClaimHeartbeat(cache, interval=0.05).start()
+    heartbeat.hold("alive")  # as the remote owner's heartbeat would
+    try:
+        deadline = time.time() + 5
+        while time.time() - cache.claim_path("alive").stat().st_mtime > 1 and time.time() < deadline:
+            time.sleep(0.05)
+        assert cache.claim("alive", me) == remote  # touched again: still held
+        cache.release("alive")
+        time.sleep(0.2)
+        assert "alive" not in heartbeat.held  # released meanwhile: the heartbeat lets go
+    finally:
+        heartbeat.stop()
 
 
 def test_two_processes_share_the_work(tmp_path, r50_weights_path):
