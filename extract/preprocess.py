@@ -64,31 +64,32 @@ def crop_boxes(height: int, width: int, crop_size: int = 224) -> list[tuple[int,
 
 
 def snippet_crops(snippet: np.ndarray | torch.Tensor, n_crops: int, crop_size: int = 224) -> torch.Tensor:
-    """[F,h,w,3] resized uint8 frames -> [n_crops,F,crop,crop,3] uint8 tensor on the frames' device.
+    """[..., F,h,w,3] resized uint8 frames -> [..., n_crops,F,crop,crop,3] uint8 tensor on the frames' device.
 
     n_crops 10 = TenCrop order: the five boxes on the frames, then the same five boxes on the
     horizontally flipped frames (so crop 9 is the centre of the flipped frame, not a flip of
     crop 4: they differ by a column when w - crop is odd). n_crops 1 = the centre crop.
     """
     snippet = torch.as_tensor(snippet)
-    boxes = crop_boxes(snippet.shape[1], snippet.shape[2], crop_size)
+    boxes = crop_boxes(snippet.shape[-3], snippet.shape[-2], crop_size)
     if n_crops == 1:
         boxes, sources = boxes[4:], [snippet]
     elif n_crops == 10:
-        sources = [snippet, snippet.flip(2)]
+        sources = [snippet, snippet.flip(-2)]
     else:
         raise ValueError(f"crops must be 1 or 10, got {n_crops}")
-    return torch.stack([src[:, top:top + crop_size, left:left + crop_size] for src in sources for top, left in boxes])
+    crops = [src[..., top:top + crop_size, left:left + crop_size, :] for src in sources for top, left in boxes]
+    return torch.stack(crops, dim=-5)
 
 
 def finish_snippet(frames: torch.Tensor, n_crops: int, geometry: Geometry) -> torch.Tensor:
-    """Decoded uint8 [F,H,W,3] frames -> crops, on whatever device the frames are.
+    """Decoded uint8 [..., F,H,W,3] frames -> [..., crops, F, crop, crop, 3], on the frames' device.
 
     The resize is Pillow's, reproduced bit for bit (resize_torch), so geometry can run next
     to the network instead of in the decode workers without changing the features.
     """
-    new_h, new_w = resized_size(frames.shape[1], frames.shape[2], geometry.short_side)
-    if (new_h, new_w) != tuple(frames.shape[1:3]):
+    new_h, new_w = resized_size(frames.shape[-3], frames.shape[-2], geometry.short_side)
+    if (new_h, new_w) != tuple(frames.shape[-3:-1]):
         frames = resize_like_pillow(frames, new_h, new_w)
     return snippet_crops(frames, n_crops, geometry.crop_size)
 

@@ -129,7 +129,8 @@ class ExtractWorker:
         try:
             if not self.config.overwrite and is_current(self.cache, item):  # finished meanwhile by another run
                 return {"status": "skipped"}
-            batcher = _Batcher(self.model, self.spec, self.plan, self.device, self.config.batch_size, self.config.precision)
+            batcher = _Batcher(self.model, self.spec, self.plan, self.device, self.config.batch_snippets(self.device),
+                               self.config.precision)
             summary = VideoSummary()
             try:
                 for index, snippet in enumerate(prefetch(iter_snippets(item.path, self.plan, summary))):

@@ -30,6 +30,7 @@ log = logging.getLogger("vad")
 PROFILES = ("reference", "direct")
 RESIZE_ON = ("auto", "workers", "device")
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+GPU_BATCH_CLIPS = 64  # clips per forward pass with CUDA by default
 MAX_WORKERS = 16  # decode processes by default with a GPU; each holds a few snippets of pinned memory
 
 
@@ -40,7 +41,7 @@ class ExtractConfig:
     crops: int = 10  # 10 = TenCrop (the released features), 1 = centre crop
     profile: str = "reference"  # reference = the backbone's reference extractor (JPEG step for i3d-r50); direct = no JPEG
     device: str = "auto"  # auto = CUDA when present, else CPU
-    batch_size: int = 4  # snippets per forward pass; each carries `crops` clips
+    batch_size: int | None = None  # snippets per forward pass, each with `crops` clips; None = batch_snippets()
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast); golden parity holds for fp32
     workers: int | None = None  # decode processes; None = auto (0 on CPU, cores - 1 up to 16 with CUDA)
     decoder: str = "auto"  # auto (PyAV, decord fallback per video) | decord | pyav
@@ -59,6 +60,13 @@ class ExtractConfig:
         on_device = self.resize_on == "device" or (self.resize_on == "auto" and device.type == "cuda")
         return SnippetPlan(crops=self.crops, jpeg_quality=jpeg, decoder=self.decoder, geometry=self.geometry,
                            geometry_on_device=on_device)
+
+    def batch_snippets(self, device: torch.device) -> int:
+        """Explicit batch_size, else 4 on a CPU and 64 clips' worth with CUDA (6
+        snippets of 10 crops, 64 of 1): a batch of four 1-crop clips would leave a GPU idle."""
+        if self.batch_size is not None:
+            return self.batch_size
+        return 4 if device.type == "cpu" else max(1, GPU_BATCH_CLIPS // self.crops)
 
     def check(self) -> None:
         """ValueError naming the first setting out of its choices."""
@@ -210,17 +218,31 @@ class _Batcher:
 
     def add(self, video: int, index: int, snippet: torch.Tensor) -> int:
         """Queue one snippet as iter_snippets yields it; runs the network when a batch is full."""
-        if self.plan.geometry_on_device:  # whole frames: to the device first, then resize and crop there
-            snippet = finish_snippet(snippet.to(self.device, non_blocking=True), self.plan.crops, self.plan.geometry)
+        if self.plan.geometry_on_device:  # whole frames: on their way to the device, cropped at flush()
+            snippet = snippet.to(self.device, non_blocking=True)
         self.pending.append((video, index, snippet))
         return self.flush() if len(self.pending) >= self.batch_size else 0
+
+    def _finish_on_device(self, frames: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Resize and crop the batch's whole-frame snippets, one call per frame size (videos of a
+        batch may differ), so the kernel launches do not grow with the batch."""
+        crops: list[torch.Tensor | None] = [None] * len(frames)
+        for shape in dict.fromkeys(tuple(f.shape) for f in frames):
+            where = [i for i, f in enumerate(frames) if tuple(f.shape) == shape]
+            done = finish_snippet(torch.stack([frames[i] for i in where]), self.plan.crops, self.plan.geometry)
+            for i, snippet in zip(where, done):
+                crops[i] = snippet
+        return crops
 
     @torch.inference_mode()
     def flush(self) -> int:
         if not self.pending:
             return 0
         started = time.perf_counter()
-        batch = self.stage([crops for _, _, crops in self.pending]).to(self.device, non_blocking=True)
+        snippets = [snippet for _, _, snippet in self.pending]
+        if self.plan.geometry_on_device:
+            snippets = self._finish_on_device(snippets)
+        batch = self.stage(snippets).to(self.device, non_blocking=True)
         n_snippets, n_crops = batch.shape[:2]
         x = self.spec.normalise(to_network_layout(batch)).flatten(0, 1)
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
@@ -296,16 +318,18 @@ def extract(items: list[VideoItem], cache_dir: str | Path, config: ExtractConfig
 
     workers = default_workers(device, len(todo)) if config.workers is None else config.workers
     plan = config.snippet_plan(spec, device)
+    batch_size = config.batch_snippets(device)
     claimer = _Claimer(cache, config.overwrite)
     loader = DataLoader(
         _SnippetStream(todo, plan, claimer),
         batch_size=None,
         num_workers=workers,
         pin_memory=device.type == "cuda",
-        prefetch_factor=2 * config.batch_size if workers else None,
+        # about two batches queued across all workers: whole 856x480 frames are 20 MB a snippet
+        prefetch_factor=max(2, -(-2 * batch_size // workers)) if workers else None,
         persistent_workers=False,
     )
-    batcher = _Batcher(model, spec, plan, device, config.batch_size, config.precision)
+    batcher = _Batcher(model, spec, plan, device, batch_size, config.precision)
     video_bar = tqdm(total=len(todo), desc="videos", unit="video", disable=not progress, position=0)
     snippet_bar = tqdm(desc="snippets", unit="snippet", disable=not progress, position=1)
     heartbeat = ClaimHeartbeat(cache).start()

@@ -110,3 +110,21 @@ def test_batcher_on_device_gives_the_same_features_as_workers():
     assert not ExtractConfig(resize_on="auto").snippet_plan(spec, cpu).geometry_on_device
     with pytest.raises(ValueError, match="unknown resize-on 'gpu'"):
         ExtractConfig(resize_on="gpu").check()
+
+
+def test_a_batch_of_videos_of_two_sizes_is_finished_per_size_in_order():
+    from vad.extract.runner import _Batcher
+
+    spec, cpu = get_backbone("i3d-r50"), torch.device("cpu")
+    rng = np.random.default_rng(4)
+    snippets = [torch.from_numpy(rng.integers(0, 256, (16, h, w, 3), dtype=np.uint8)) for h, w in [(240, 320), (480, 856), (240, 320)]]
+    features = {}
+    for on_device in (False, True):
+        plan = SnippetPlan(crops=10, geometry_on_device=on_device)
+        batcher = _Batcher(TinyBackbone(), spec, plan, cpu, batch_size=3, precision="fp32")
+        for video, snippet in enumerate(snippets):
+            batcher.add(video, 0, snippet if on_device else finish_snippet(snippet, 10, plan.geometry))
+        features[on_device] = [batcher.take(video) for video in range(3)]
+    for workers, device in zip(features[False], features[True]):
+        np.testing.assert_array_equal(workers, device)
+    assert not np.array_equal(features[True][0], features[True][2])  # each video kept its own crops

@@ -68,3 +68,10 @@ def test_gpu_scripts_parse_and_the_summary_computes_tflops_and_utilisation(tmp_p
     assert run["tflops"] == round(60.0 * 10 * 32.8291 / 1e3, 2) == 19.7 and run["fraction_of_peak"] == round(19.7 / 989, 4)
     assert run["gpu_util_mean"] == 85.0  # only the samples inside the run's window
     assert out["failed_phases"] == ["extract_r50_sh_c1_fp32"]
+
+
+def test_default_batch_is_4_snippets_on_cpu_and_64_clips_with_cuda():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert runner.ExtractConfig(crops=10).batch_snippets(cpu) == runner.ExtractConfig(crops=1).batch_snippets(cpu) == 4
+    assert runner.ExtractConfig(crops=10).batch_snippets(cuda) == 6 and runner.ExtractConfig(crops=1).batch_snippets(cuda) == 64
+    assert runner.ExtractConfig(crops=1, batch_size=3).batch_snippets(cuda) == 3
