@@ -8,10 +8,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pwd
+import shutil
 import subprocess
 import sys
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -199,30 +198,33 @@ def test_nothing_half_written(batch):
     assert all(cache.entry_problem(v) is None for v in cache.video_ids())
 
 
-def test_unreadable_file_is_a_clear_failure():
-    """As root chmod 000 does not deny reading: check the decoder as the unprivileged 'nobody' instead."""
-    with tempfile.TemporaryDirectory(dir="/tmp") as folder:
-        Path(folder).chmod(0o755)
-        video = write_lossless(Path(folder) / "secret.mp4", pattern_frames(5, W, H))
-        video.chmod(0)
-        if CAN_DENY_READ:
-            with pytest.raises(DecodeError, match="permission denied"):
-                open_video(video)
-            return
-        try:
-            nobody = pwd.getpwnam("nobody")
-        except KeyError:
-            pytest.skip("running as root and there is no 'nobody' user to drop to")
-        code = ("from vad.extract.decode import open_video, DecodeError\n"
-                f"try:\n    open_video({str(video)!r})\nexcept DecodeError as e:\n    print(e)\n")
-        try:
-            done = subprocess.run([sys.executable, "-c", code], user=nobody.pw_uid, group=nobody.pw_gid, cwd="/",
-                                  capture_output=True, text=True, timeout=120, env={"PATH": os.environ.get("PATH", ""), "HOME": "/tmp"})
-        except PermissionError:
-            pytest.skip(f"running as root, and 'nobody' may not run {sys.executable}: chmod 000 cannot be checked here")
-        if done.returncode != 0:
-            pytest.skip(f"running as root; 'nobody' cannot run vad here ({done.stderr.strip().splitlines()[-1]})")
-        assert done.stdout.strip() == f"{video}: permission denied (not readable by this user)"
+def drop_dac_prefix() -> list[str]:
+    """As root chmod 000 denies nothing; without the capabilities that bypass file permissions it
+    does. A command prefix that drops them, [] when not root, None when it cannot be done here."""
+    if CAN_DENY_READ:
+        return []
+    command = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    if shutil.which("setpriv") and subprocess.run([*command, "true"], capture_output=True).returncode == 0:
+        return command
+    return None
+
+
+def test_unreadable_file_is_a_clear_failure_and_the_batch_goes_on(tmp_path, r50_weights_path):
+    prefix = drop_dac_prefix()
+    if prefix is None:
+        pytest.skip("running as root and setpriv cannot drop CAP_DAC_OVERRIDE here: chmod 000 denies nothing")
+    folder = tmp_path / "videos"
+    write_lossless(folder / "good.mp4", pattern_frames(5, W, H))
+    secret = write_lossless(folder / "secret.mp4", pattern_frames(5, W, H))
+    secret.chmod(0)
+    vad = Path(sys.executable).with_name("vad")
+    done = subprocess.run([*prefix, str(vad), "extract", str(folder), "--cache", str(tmp_path / "cache"), "--weights",
+                           str(r50_weights_path), "--crops", "1", "--profile", "direct", "--device", "cpu", "-q"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    assert f"vad: secret: {secret}: permission denied (not readable by this user)" in done.stderr
+    cache = FeatureCache(tmp_path / "cache")
+    assert cache.video_ids() == ["good"] and [f["video_id"] for f in cache.failures()] == ["secret"]
 
 
 def write_4k(path: Path, n: int) -> Path:
