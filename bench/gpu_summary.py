@@ -80,6 +80,7 @@ def main() -> None:
         "precision_deviation": read_json(out / "precision.json"),
         "extract": runs,
         "decode": read_json(out / "decode.json"),
+        "train_ucf": read_json(out / "train_ucf.json"),
         "failed_phases": [name for name, (_, _, status) in phases.items() if status != 0],
     }
     print(json.dumps(summary, indent=1))
