@@ -72,7 +72,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=c
 # decode workers hand snippets over through /dev/shm; containers often give it 64 MB
 if (( $(df --output=avail -k /dev/shm | tail -1) < 8000000 )); then mount -o remount,size=32G /dev/shm 2>/dev/null || true; fi
 df -h /dev/shm >&2
-trap 'kill ${SMI:-} 2>/dev/null || true; "$PY" bench/gpu_summary.py "$OUT_DIR" >"$OUT_DIR/summary.json" 2>/dev/null || true' EXIT
+trap 'kill ${SMI:-} 2>/dev/null || true; "$PY" bench/gpu_summary.py "$OUT_DIR" | tee "$OUT_DIR/summary.json" || true' EXIT
+trap 'exit 143' TERM  # an outer timeout still leaves the summary of what ran
 
 # -- 2. GPU utilisation sampler: one line per 200 ms, phases marked in phases.tsv --------------
 nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used,clocks.sm,power.draw --format=csv,noheader,nounits \
