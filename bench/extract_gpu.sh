@@ -31,6 +31,10 @@ mkdir -p "$OUT_DIR"
 PEAK_TFLOPS=${PEAK_TFLOPS:-fp32=67,bf16=989,fp16=989}
 T0=$(date +%s)
 BUDGET_S=${BUDGET_S:-400}  # no phase starts after this many seconds; each phase has its own timeout
+FRAMES=${FRAMES:-400}       # frames per generated video (25 fps); N_UCF 320x240 and N_SH 856x480 videos
+N_UCF=${N_UCF:-24}
+N_SH=${N_SH:-8}
+ONLY=${ONLY:-}              # an extended regex: only phases whose name matches run
 log() { echo "[extract_gpu +$(( $(date +%s) - T0 ))s] $*" >&2; }
 
 # -- 1. environment -----------------------------------------------------------------------
@@ -67,6 +71,8 @@ print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torc
 assert torch.cuda.is_available(), "no CUDA device"
 EOF
 VAD=("$PY" -c "import sys; from vad.pipeline.cli import main; sys.argv[0] = 'vad'; main()")
+# the same with cuDNN choosing its algorithms by timing them (vad extract leaves cudnn.benchmark off)
+VAD_TUNED=("$PY" -c "import sys, torch; torch.backends.cudnn.benchmark = True; from vad.pipeline.cli import main; sys.argv[0] = 'vad'; main()")
 nproc >"$OUT_DIR/nproc.txt"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader >"$OUT_DIR/gpu.txt" || true
 # decode workers hand snippets over through /dev/shm; containers often give it 64 MB
@@ -82,6 +88,7 @@ SMI=$!
 : >"$OUT_DIR/phases.tsv"
 phase() {  # phase NAME COMMAND...: run it, record start/end (epoch seconds) around it; skipped past the budget
   local name=$1; shift
+  if [ -n "$ONLY" ] && ! [[ $name =~ $ONLY ]]; then return 0; fi
   if (( $(date +%s) - T0 > BUDGET_S )); then log "$name: skipped (budget of ${BUDGET_S}s spent)"; return 0; fi
   local start; start=$(date +%s.%N)
   log "$name"
@@ -95,21 +102,26 @@ phase flops timeout 60 "$PY" bench/flops.py >"$OUT_DIR/flops.json"
 phase network_r50 timeout 90 "$PY" bench/network.py --device cuda --backbone i3d-r50 --batch 8 --crops 10 \
   --seconds 2 --peak-tflops "$PEAK_TFLOPS" >"$OUT_DIR/network_r50.json"
 phase precision timeout 90 "$PY" bench/precision.py --device cuda >"$OUT_DIR/precision.json"
+phase network_r50_nobench timeout 60 "$PY" bench/network.py --device cuda --backbone i3d-r50 --batch 8 --crops 10 \
+  --seconds 2 --precisions fp32,bf16 --layouts contiguous --no-cudnn-benchmark --peak-tflops "$PEAK_TFLOPS" >"$OUT_DIR/network_r50_nobench.json"
+phase precision_cudnnbench timeout 90 "$PY" -c "import runpy, torch; torch.backends.cudnn.benchmark = True; runpy.run_path('bench/precision.py', run_name='__main__')" \
+  --device cuda >"$OUT_DIR/precision_cudnnbench.json"
 
 # -- 4. videos and weights ----------------------------------------------------------------
 VIDEOS=/tmp/vad_gpu_videos
-phase make_videos timeout 120 "$PY" - "$VIDEOS" <<'PYEOF'
+phase make_videos timeout 120 "$PY" - "$VIDEOS" "$N_UCF" "$N_SH" "$FRAMES" <<'PYEOF'
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 sys.path.insert(0, "bench")
 from decode import make_clip
 root = Path(sys.argv[1])
-jobs = [(root / "ucf" / f"u{i:02d}.mp4", 320, 240) for i in range(24)] + [(root / "sh" / f"s{i:02d}.mp4", 856, 480) for i in range(8)]
+n_ucf, n_sh, frames = (int(v) for v in sys.argv[2:5])
+jobs = [(root / "ucf" / f"u{i:02d}.mp4", 320, 240) for i in range(n_ucf)] + [(root / "sh" / f"s{i:02d}.mp4", 856, 480) for i in range(n_sh)]
 for sub in ("ucf", "sh"):
     (root / sub).mkdir(parents=True, exist_ok=True)
 with ProcessPoolExecutor() as pool:  # 400 frames = 16 s at 25 fps = 25 snippets each
-    list(pool.map(make_clip, *zip(*jobs), [400] * len(jobs)))
+    list(pool.map(make_clip, *zip(*jobs), [frames] * len(jobs)))
 PYEOF
 R50_WEIGHTS=/tmp/vad_r50_golden.pth
 "$PY" -c "import sys; sys.path.insert(0, 'tests'); from golden_r50 import write_weights; write_weights(__import__('pathlib').Path('$R50_WEIGHTS'))"
@@ -141,6 +153,11 @@ done
 # resize and crops in the decode workers (Pillow) instead of on the GPU (the CUDA default): what moving them bought
 run_extract r50_ucf_c10_bf16_resize_workers "$VIDEOS/ucf" "${R50[@]}" --crops 10 --precision bf16 --resize-on workers
 run_extract r50_ucf_c10_bf16_direct "$VIDEOS/ucf" "${R50[@]}" --crops 10 --precision bf16 --profile direct
+for precision in fp32 bf16; do  # cuDNN's timed algorithm choice: worth turning on?
+  name=r50_ucf_c10_${precision}_cudnnbench
+  phase "extract_$name" timeout 90 "${VAD_TUNED[@]}" extract "$VIDEOS/ucf" --cache "/tmp/vad_cache_$name" --device cuda \
+    --overwrite -q "${R50[@]}" --crops 10 --precision "$precision" >"$OUT_DIR/extract_$name.json"
+done
 for precision in bf16 fp32; do
   run_extract "r50_sh_c10_${precision}" "$VIDEOS/sh" "${R50[@]}" --crops 10 --precision "$precision"
   run_extract "inception_ucf_c10_${precision}" "$VIDEOS/ucf" --backbone i3d-inception "${INC_ARGS[@]}" --crops 10 \

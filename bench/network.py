@@ -74,12 +74,14 @@ def main() -> None:
     parser.add_argument("--precisions", default="fp32,bf16,fp16")
     parser.add_argument("--layouts", default="contiguous,channels_last_3d")
     parser.add_argument("--seconds", type=float, default=5.0, help="timed seconds per setting")
+    parser.add_argument("--cudnn-benchmark", action=argparse.BooleanOptionalAction, default=True,
+                        help="let cuDNN time its algorithms per input shape")
     parser.add_argument("--peak-tflops", type=str, default="", help="the device's dense peak per precision, e.g. fp32=67,bf16=989,fp16=989")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = False  # as load_backbone: the fp32 figure is true fp32
     torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
     spec = get_backbone(args.backbone)
     model = spec.build().eval().to(device)  # weights do not change the speed
     gflop = backbone_gmacs(args.backbone)["gflop_per_clip"]

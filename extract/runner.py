@@ -87,6 +87,7 @@ class ExtractReport:
     claimed: list[str] = field(default_factory=list)  # being extracted by another live process: left to it
     snippets: int = 0
     seconds: float = 0.0
+    startup_s: float = 0.0  # model loading and decode workers starting, until the first snippet arrives
 
 
 def resolve_device(name: str) -> torch.device:
@@ -336,6 +337,8 @@ def extract(items: list[VideoItem], cache_dir: str | Path, config: ExtractConfig
     try:
         for kind, video, *payload in loader:
             item = todo[video]
+            if not report.startup_s:
+                report.startup_s = time.perf_counter() - started
             if kind == "snippet":
                 heartbeat.hold(item.video_id)  # claimed by a worker just before its first snippet
                 snippet_bar.update(batcher.add(video, payload[0], payload[1]))

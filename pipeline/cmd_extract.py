@@ -93,6 +93,10 @@ def extract(inputs, cache_dir, backbone, weights, allow_unverified_weights, crop
         "snippets": report.snippets,
         "seconds": round(report.seconds, 2),
         "snippets_per_s": round(report.snippets / report.seconds, 3) if report.seconds else None,
+        # the rate once streaming, without model loading and worker start-up (what a long run sees)
+        "startup_s": round(report.startup_s, 2),
+        "streaming_snippets_per_s": round(report.snippets / (report.seconds - report.startup_s), 3)
+        if report.seconds > report.startup_s > 0 else None,
     }
     click.echo(json.dumps(summary))
     if report.failed:

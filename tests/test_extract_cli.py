@@ -43,6 +43,9 @@ def test_clip40_reproduces_the_reference_extractor(tmp_path, r50_weights_path, p
     meta = cache.meta("clip40")
     assert (meta["n_frames"], meta["n_snippets"], meta["fps"], meta["partial"]) == (40, 3, 25.0, False)
     assert cache.config["profile"] == profile and cache.config["feature_dim"] == 2048
+    summary = summary_of(result)
+    assert summary["snippets"] == 3 and 0 < summary["startup_s"] < summary["seconds"]
+    assert summary["streaming_snippets_per_s"] > summary["snippets_per_s"]  # model loading left out
 
 
 def test_real_clips_snippet_counts_centre_crop(tmp_path, r50_weights_path):
