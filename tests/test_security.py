@@ -120,9 +120,9 @@ def _calls(tree: ast.AST):
 def test_no_unsafe_loader_in_the_package():
     """Static guard: pickle only through safe_pickle, torch.load only with weights_only=True, np.load never with pickles."""
     offenders = []
-    for source in sorted(PACKAGE.glob("*/**/*.py")):
-        if any(part in (".venv", "tests", "bench", "build") for part in source.relative_to(PACKAGE).parts):
-            continue
+    sources = sorted(path for package in ("extract", "models", "pipeline", "weights") for path in (PACKAGE / package).rglob("*.py"))
+    assert len(sources) > 40  # the whole installed package, nothing beside it (virtual environments, bench/)
+    for source in sources:
         for node, func, keywords in _calls(ast.parse(source.read_text())):
             where = f"{source.relative_to(PACKAGE)}:{node.lineno}"
             if func in ("pickle.load", "pickle.loads", "pickle.Unpickler", "cPickle.load") and source.name != "safe_pickle.py":
