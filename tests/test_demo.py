@@ -19,6 +19,7 @@ def test_quick_demo_runs_every_step(tmp_path, inception_weights_path, monkeypatc
     assert set(summary["seconds"]) == {"generate", "extract", "train", "eval", "score", "total"}
     metrics = json.loads((tmp_path / "demo/run/metrics.json").read_text())
     assert [it["phase"] for it in metrics["iterations"]] == ["bst", "ham", "as"]
+    assert metrics["config"]["attention"] is False  # the conv + MLP detector unless --attention
     for scored in summary["scored"]:
         rows = list(csv.DictReader(open(scored["csv"])))
         assert rows and all(0.0 <= float(r["score"]) <= 1.0 for r in rows)
