@@ -199,9 +199,12 @@ class _Batcher:
     def __init__(self, model, spec: BackboneSpec, plan: SnippetPlan, device: torch.device, batch_size: int, precision: str):
         self.model, self.spec, self.plan, self.device = model, spec, plan, device
         self.batch_size, self.dtype = batch_size, PRECISIONS[precision]
-        # cuDNN's timed algorithm choice: on an H200, bf16 extraction +34% (93.6 -> 125.3 snippets/s
-        # at 10 crops) with the same golden deviation, but fp32 -18%; so for bf16/fp16 only.
-        torch.backends.cudnn.benchmark = device.type == "cuda" and self.dtype is not None
+        # cuDNN's timed algorithm choice, measured on an H200 (bench/THROUGHPUT.md): bf16 at 10 crops
+        # +15-34% with the same golden deviation, fp32 -18%. It tunes again for every new batch
+        # shape, and the partial batch that ends each video has one of up to batch_size shapes:
+        # with 64-snippet batches (1 crop) that cost more than it saved (117 vs 180 snippets/s).
+        # So only for bf16/fp16 with small batches.
+        torch.backends.cudnn.benchmark = device.type == "cuda" and self.dtype is not None and batch_size <= 8
         self.pending: list[tuple[int, int, torch.Tensor]] = []
         self.features: dict[int, dict[int, np.ndarray]] = {}
         self.network_s = 0.0
