@@ -135,6 +135,7 @@ class ExtractWorker:
             try:
                 for index, snippet in enumerate(prefetch(iter_snippets(item.path, self.plan, summary))):
                     batcher.add(0, index, snippet)
+                batcher.flush()
                 features = batcher.take(0)
             except Exception as exc:  # one broken video must not stop the run
                 text = str(exc).strip()

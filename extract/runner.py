@@ -261,8 +261,12 @@ class _Batcher:
         self.network_s += time.perf_counter() - started
         return n_snippets
 
+    def has_all(self, video: int, n_snippets: int) -> bool:
+        """Whether all n_snippets of `video` have been through the network."""
+        return len(self.features.get(video, {})) == n_snippets
+
     def take(self, video: int) -> np.ndarray:
-        self.flush()
+        """[T, C, D] features of a video whose snippets have all been through the network."""
         parts = self.features.pop(video, {})
         return np.stack([parts[i] for i in range(len(parts))])
 
@@ -340,6 +344,29 @@ def extract(items: list[VideoItem], cache_dir: str | Path, config: ExtractConfig
     video_bar = tqdm(total=len(todo), desc="videos", unit="video", disable=not progress, position=0)
     snippet_bar = tqdm(desc="snippets", unit="snippet", disable=not progress, position=1)
     heartbeat = ClaimHeartbeat(cache).start()
+    # Decoded videos whose last snippets still wait in a batch: batches run across video ends,
+    # so every forward pass but the last is full (one shape, and no half-empty passes).
+    waiting: dict[int, dict] = {}
+
+    def write_finished() -> None:
+        for video in [v for v, decoded in waiting.items() if batcher.has_all(v, decoded["n_snippets"])]:
+            item, features = todo[video], batcher.take(video)
+            meta = {**waiting.pop(video), **source_stat(item.path), "backbone": spec.name, "crops": config.crops, "profile": config.profile}
+            try:
+                cache.write(item.video_id, features, meta)
+            except OSError as exc:  # disk full, quota, permissions: every later video would fail too
+                raise CacheWriteError(
+                    f"cannot write the features of {item.video_id} into {cache.root}: {exc.strerror or exc}; "
+                    f"the {len(report.extracted)} video(s) finished in this run are kept, re-run to resume") from None
+            finally:
+                cache.release(item.video_id)
+            heartbeat.drop(item.video_id)
+            report.extracted.append(item.video_id)
+            report.snippets += features.shape[0]
+            if meta["partial"]:
+                report.partial.append(item.video_id)
+            video_bar.update(1)
+
     try:
         for kind, video, *payload in loader:
             item = todo[video]
@@ -347,36 +374,31 @@ def extract(items: list[VideoItem], cache_dir: str | Path, config: ExtractConfig
                 report.startup_s = time.perf_counter() - started
             if kind == "snippet":
                 heartbeat.hold(item.video_id)  # claimed by a worker just before its first snippet
-                snippet_bar.update(batcher.add(video, payload[0], payload[1]))
+                through = batcher.add(video, payload[0], payload[1])
+                snippet_bar.update(through)
+                if through:
+                    write_finished()
+                continue
+            if kind == "done":
+                waiting[video] = payload[0]
+                write_finished()  # its last snippets may have been through already
                 continue
             heartbeat.drop(item.video_id)
             if kind == "claimed":
                 (report.skipped if payload[0] == "done" else report.claimed).append(item.video_id)
                 if payload[0] != "done":
                     log.warning("%s: %s, left to it", item.video_id, payload[0])
-            elif kind == "failed":
+            else:  # failed
                 batcher.drop(video)
                 report.failed.append((item.video_id, payload[0]))
                 cache.record_failure(item.video_id, str(item.path), payload[0])
                 cache.release(item.video_id)
                 log.error("vad: %s: %s", item.video_id, payload[0])
-            else:
-                snippet_bar.update(batcher.flush())
-                features = batcher.take(video)
-                meta = {**payload[0], **source_stat(item.path), "backbone": spec.name, "crops": config.crops, "profile": config.profile}
-                try:
-                    cache.write(item.video_id, features, meta)
-                except OSError as exc:  # disk full, quota, permissions: every later video would fail too
-                    raise CacheWriteError(
-                        f"cannot write the features of {item.video_id} into {cache.root}: {exc.strerror or exc}; "
-                        f"the {len(report.extracted)} video(s) finished in this run are kept, re-run to resume") from None
-                finally:
-                    cache.release(item.video_id)
-                report.extracted.append(item.video_id)
-                report.snippets += features.shape[0]
-                if meta["partial"]:
-                    report.partial.append(item.video_id)
             video_bar.update(1)
+        snippet_bar.update(batcher.flush())
+        write_finished()
+        if waiting:  # every snippet a worker sent has been through the network by now
+            raise RuntimeError(f"vad bug: features of {[todo[v].video_id for v in waiting]} incomplete after the last batch")
     finally:
         heartbeat.stop()
         claimer.release_unfinished(todo)

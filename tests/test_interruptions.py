@@ -94,8 +94,10 @@ def three_videos(tmp_path_factory):
 @pytest.mark.parametrize("point", ["mid-video", "mid-write", "between-files"])
 def test_extract_killed_then_resumed(tmp_path, three_videos, r50_weights_path, point):
     cache_dir = tmp_path / "cache"
+    # Batches run across video ends, so with 2 a batch v0 would wait for v1's snippet; with 1 each
+    # one-snippet video is written as soon as it is decoded, which is what the kill points need.
     args = ["extract", three_videos, "--cache", cache_dir, "--weights", r50_weights_path, "--crops", 1, "--profile", "direct",
-            "--device", "cpu", "--batch-size", 2, "-q"]
+            "--device", "cpu", "--batch-size", 1, "-q"]
     run_killed(point, *args)
     cache = FeatureCache(cache_dir)
     assert cache.video_ids() == ["v0"]  # the finished video only: nothing looks complete that is not

@@ -75,3 +75,27 @@ def test_default_batch_is_4_snippets_on_cpu_and_64_clips_with_cuda():
     assert runner.ExtractConfig(crops=10).batch_snippets(cpu) == runner.ExtractConfig(crops=1).batch_snippets(cpu) == 4
     assert runner.ExtractConfig(crops=10).batch_snippets(cuda) == 6 and runner.ExtractConfig(crops=1).batch_snippets(cuda) == 64
     assert runner.ExtractConfig(crops=1, batch_size=3).batch_snippets(cuda) == 3
+
+
+def test_batches_run_across_video_ends(tmp_path, monkeypatch, r50_weights_path):
+    """Three one-snippet videos with batches of 2: two forward passes (2 + 1), not one per video."""
+    from vad.extract.cache import FeatureCache
+    from vad.extract.inputs import discover
+
+    for i in range(3):
+        write_lossless(tmp_path / "videos" / f"v{i}.mp4", pattern_frames(10, 64, 48, seed=i))
+    sizes = []
+    flush = runner._Batcher.flush
+
+    def counting(self):
+        done = flush(self)
+        if done:
+            sizes.append(done)
+        return done
+
+    monkeypatch.setattr(runner._Batcher, "flush", counting)
+    config = runner.ExtractConfig(weights=r50_weights_path, crops=1, profile="direct", device="cpu", batch_size=2, workers=0)
+    report = runner.extract(discover([str(tmp_path / "videos")]), tmp_path / "cache", config, progress=False)
+    assert sizes == [2, 1] and sorted(report.extracted) == ["v0", "v1", "v2"]
+    cache = FeatureCache(tmp_path / "cache")
+    assert [cache.load(v).shape for v in ("v0", "v1", "v2")] == [(1, 1, 2048)] * 3
