@@ -23,10 +23,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from decode import make_clip  # noqa: E402
 
 
-def run(command: list[str]) -> tuple[dict, float, int]:
-    """(vad's JSON summary, wall seconds, peak RSS in MiB of the child)."""
+def make_clips(folder: Path, n: int, frames: int) -> Path:
+    """`n` generated 320x240 H.264 clips of `frames` frames each in `folder` (created)."""
+    folder.mkdir(parents=True)
+    for i in range(n):
+        make_clip(folder / f"clip{i}.mp4", 320, 240, n_frames=frames)
+    return folder
+
+
+def run(command: list[str], env: dict | None = None) -> tuple[dict, float, int]:
+    """(vad's JSON summary, wall seconds, peak RSS in MiB of the child); `env` adds to the environment."""
     started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
     output = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)  # this child's own rusage, not the max over all children
     wall = time.perf_counter() - started
@@ -46,10 +54,7 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        videos = tmp / "videos"
-        videos.mkdir()
-        for i in range(args.videos):
-            make_clip(videos / f"clip{i}.mp4", 320, 240, n_frames=args.frames)
+        videos = make_clips(tmp / "videos", args.videos, args.frames)
         weights = []
         if args.backbone == "i3d-r50":
             from golden_r50 import write_weights

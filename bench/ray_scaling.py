@@ -21,8 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from decode import make_clip  # noqa: E402
-from extract import run  # noqa: E402
+from extract import make_clips, run  # noqa: E402
 
 
 def main() -> None:
@@ -34,10 +33,7 @@ def main() -> None:
     vad = str(Path(sys.executable).with_name("vad"))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        videos = tmp / "videos"
-        videos.mkdir()
-        for i in range(args.videos):
-            make_clip(videos / f"clip{i}.mp4", 320, 240, n_frames=args.frames)
+        videos = make_clips(tmp / "videos", args.videos, args.frames)
         from golden_r50 import write_weights
 
         base = [vad, "extract", str(videos), "--weights", str(write_weights(tmp / "r50.pth")), "--crops", "1",
@@ -48,15 +44,7 @@ def main() -> None:
             command = base + ["--cache", str(tmp / f"cache_{backend}_{actors}")]
             if backend == "ray":
                 command += ["--backend", "ray", "--ray-actors", str(actors), "--ray-cpus", "1"]
-            env_threads = os.environ.get("OMP_NUM_THREADS")
-            os.environ["OMP_NUM_THREADS"] = "1"  # one torch thread per worker in every setting
-            try:
-                summary, wall, rss = run(command)
-            finally:
-                if env_threads is None:
-                    os.environ.pop("OMP_NUM_THREADS")
-                else:
-                    os.environ["OMP_NUM_THREADS"] = env_threads
+            summary, wall, _ = run(command, env={"OMP_NUM_THREADS": "1"})  # one torch thread per worker in every setting
             # wall_s counts the process start and imports; vad's own seconds start before the model
             # loads (and, for Ray, before the local instance starts), so both include start-up.
             rows.append({"backend": backend, "actors": actors, "snippets": summary["snippets"], "wall_s": round(wall, 1),

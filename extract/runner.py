@@ -57,9 +57,8 @@ class ExtractConfig:
 
     def snippet_plan(self, spec: BackboneSpec, device: torch.device) -> SnippetPlan:
         jpeg = spec.reference_jpeg_quality if self.profile == "reference" else None
-        on_device = self.resize_on == "device" or (self.resize_on == "auto" and device.type == "cuda")
         return SnippetPlan(crops=self.crops, jpeg_quality=jpeg, decoder=self.decoder, geometry=self.geometry,
-                           geometry_on_device=on_device)
+                           geometry_on_device=geometry_on_device(self.resize_on, device))
 
     def batch_snippets(self, device: torch.device) -> int:
         """Explicit batch_size, else 4 on a CPU and 64 clips' worth with CUDA (6
@@ -88,6 +87,11 @@ class ExtractReport:
     snippets: int = 0
     seconds: float = 0.0
     startup_s: float = 0.0  # model loading and decode workers starting, until the first snippet arrives
+
+
+def geometry_on_device(resize_on: str, device: torch.device) -> bool:
+    """Whether resize and crops run next to the network: `device`, or `auto` with CUDA (ExtractConfig.resize_on)."""
+    return resize_on == "device" or (resize_on == "auto" and device.type == "cuda")
 
 
 def resolve_device(name: str) -> torch.device:

@@ -34,8 +34,8 @@ class DemoConfig:
     lambda_small: float = 0.1
     lambda_large: float = 0.4
     # The paper's self-attention detector collapses on 28 clips to a near-constant score (flat
-    # curves, within-video std 2e-4, METHOD.md §10); without it the same run gives curves with
-    # a within-video std of 0.11 and a higher AUC (0.778 vs 0.758), as in bench/RESULTS.md.
+    # curves, within-video std 2e-4, METHOD.md §10); without it the demo's curves have a
+    # within-video std of 0.11 and a higher held-out AUC (0.784 vs 0.758; README "The demo").
     attention: bool = False
     score_clips: int = 2  # held-out abnormal clips scored from raw video, with plots
     seed: int = 0

@@ -27,7 +27,7 @@ from vad import weights as weights_store
 from vad.extract.backbones import BackboneSpec, backbone_names, get_backbone
 from vad.extract.decode import open_video
 from vad.extract.preprocess import Geometry
-from vad.extract.runner import PROFILES, load_backbone, resolve_device, video_features
+from vad.extract.runner import PROFILES, geometry_on_device, load_backbone, resolve_device, video_features
 from vad.extract.snippets import SnippetPlan
 from vad.models.correction import correct_scores, video_level_score
 from vad.models.detector import ARMSDetector
@@ -159,7 +159,7 @@ def load_scorer(config: ScoreConfig) -> Scorer:
     profile = feature.get("profile", "reference")
     geometry = Geometry(clip_len=CLIP_LEN, short_side=feature.get("short_side", 256), crop_size=feature.get("crop_size", 224))
     plan = SnippetPlan(crops=feature["crops"], jpeg_quality=spec.reference_jpeg_quality if profile == "reference" else None,
-                       decoder=config.decoder, geometry=geometry, geometry_on_device=device.type == "cuda")
+                       decoder=config.decoder, geometry=geometry, geometry_on_device=geometry_on_device("auto", device))
     log.debug("model %s: %s features, %d crop(s), profile %s, device %s", config.model, spec.name, plan.crops, profile, device)
     return Scorer(config, detector, feature, spec, backbone, plan, device)
 
