@@ -10,15 +10,20 @@ iteration k from (seed, k) alone and a phase only sees the previous iteration, s
 run of `--phases bst,ham --iterations 2` would repeat them bit for bit (checked with
 --check-prefix). Seed s writes world s and trains with seed s, so the spread covers both.
 
-Printed (Markdown, stdout; --out also writes it to a file): per world, the final iteration of
-each variant (mean ± std over seeds) with and without score correction, the score gap, the
-Fig. 7 bins of abnormal frames, AUC of the hard and easy parts against normal snippets (the
-world knows which snippet is which), the METHOD.md §10 monitors and how many seeds collapsed to
-a constant or flat score; then per iteration (Table IV/VI): AUC, gap, hard-part AUC and the
-precision of the top-quartile pseudo labels on the training videos.
+Further runs (--runs): arms-conv / ms-conv (the detector without attention), arms-cap
+(lambda_max 0.5) and arms-each (one bag per crop; use --crops > 1). Pairs of runs on the same
+world and seed are compared with paired differences and 95% t-intervals.
 
-    python bench/ablation.py [--worlds hard,easy,long] [--seeds 0,1,2] [--epochs 40] [--iterations 4]
-                             [--hidden-dim 128] [--jobs 1] [--device cpu] [--out table.md] [--json raw.json]
+Printed (Markdown, stdout; --out also writes it to a file): the paired differences; per world,
+the final iteration of each variant (mean ± std over seeds) with the keys of `vad eval --json`
+(auc, ap, auc_abnormal, ap_abnormal, spread_abnormal, false_alarm_rate), the score gap, the
+Fig. 7 bins of hard-part snippets, the hard-part and in-video AUC (the world knows which snippet
+is which) and how many seeds ended flat; then per iteration (Table IV/VI): steps, AUC, AUC_A,
+spread, pseudo-label precision, lambda, the share of active head units and the attention gate.
+
+    python bench/ablation.py [--worlds hard,easy,long] [--seeds 0,1,2] [--runs ms,arms,arms-conv]
+                             [--epochs 40] [--min-steps 0] [--iterations 4] [--hidden-dim 128]
+                             [--crops 1] [--jobs 1] [--device cpu] [--out table.md] [--json raw.json]
 """
 from __future__ import annotations
 
@@ -41,13 +46,27 @@ import worlds  # noqa: E402
 
 log = logging.getLogger("vad")
 
-# One training run per entry; the variants of Table V are read off them.
+# One training run per entry (TrainConfig overrides); the variants of Table V are read off them.
+# The default detector is Fig. 5 with the gated attention branch; -conv drops the attention.
 RUNS: dict[str, dict] = {
     "ms": {"schedule": "traditional", "loss": "ms-top1"},
     "ar": {"schedule": "traditional", "loss": "ar"},
     "bst-as": {"phases": ("bst", "as")},
     "arms": {"phases": ("bst", "ham", "as")},
+    "arms-conv": {"phases": ("bst", "ham", "as"), "attention": False},
+    "ms-conv": {"schedule": "traditional", "loss": "ms-top1", "attention": False},
+    "arms-cap": {"phases": ("bst", "ham", "as"), "lambda_max": 0.5},
+    "arms-each": {"phases": ("bst", "ham", "as"), "crop_bags": "each"},
 }
+DEFAULT_RUNS = ("ms", "ar", "bst-as", "arms")
+# Paired comparisons (same world, same seed): (better-hoped run, reference run, what it tests).
+PAIRS = (
+    ("arms", "ms", "ARMS vs MS-MIL + traditional (gated detector)"),
+    ("arms", "arms-conv", "gated paper detector vs no attention (ARMS)"),
+    ("ms", "ms-conv", "gated paper detector vs no attention (MS-MIL)"),
+    ("arms-cap", "arms", "lambda_max 0.5 vs none (ARMS, gated)"),
+    ("arms", "arms-each", "crops averaged before the loss vs one bag per crop (ARMS)"),
+)
 PREFIX_RUN = {"phases": ("bst", "ham")}  # BST+HAM on its own, only for --check-prefix
 
 
@@ -64,9 +83,14 @@ VARIANTS: dict[str, Variant] = {
     "BST+HAM": Variant("arms", 2),
     "BST+AS": Variant("bst-as", None),
     "BST+HAM+AS": Variant("arms", None),
+    "MS-MIL + traditional, no attention": Variant("ms-conv", None),
+    "BST+HAM+AS, no attention": Variant("arms-conv", None),
+    "BST+HAM+AS, lambda_max 0.5": Variant("arms-cap", None),
+    "BST+HAM+AS, one bag per crop": Variant("arms-each", None),
 }
 
 CONSTANT_STD = 0.01  # all test scores within this std: the model outputs one number
+FLAT_SPREAD = 0.01  # spread_abnormal below this: the curves of abnormal videos are flat
 FLAT_STD = 0.05  # abnormal test videos this flat inside ...
 FLAT_LIFT = 0.2  # ... while raised this much above normal videos: the §10 trap
 
@@ -78,10 +102,11 @@ class BenchConfig:
     lr: float = 1e-3
     lambda_small: float = 0.1
     lambda_large: float = 0.4
-    lambda_max: float = 1.0  # cap on adaptive ratios (1.0: none, as the paper)
+    lambda_max: float = 1.0  # cap on adaptive ratios (1.0: none, as the paper); a run may override it
+    min_steps: int = 0  # floor on optimiser steps per iteration (0: epochs decide)
     hidden_dim: int = 128  # the paper's 1024 costs ~15x more CPU time per step
-    detector: str = "arms"  # arms: Fig. 5; conv: Fig. 5 without self-attention (diagnosis of §10)
     dropout: float | None = None  # None: the trainer's default
+    crops: int = 1  # crops per snippet of the generated worlds
     batch_videos: int = 30
     device: str = "cpu"
     threads: int = 1
@@ -119,6 +144,7 @@ def test_metrics(raw: dict[str, np.ndarray], test: dict) -> dict:
     order, counts, gt, kinds, labels = test["order"], test["counts"], test["gt"], test["kinds"], test["labels"]
     plain = evaluate_scores(raw, counts, gt, order, correction=False)
     corrected = evaluate_scores(raw, counts, gt, order, correction=True)
+    evaluated = {key: corrected[key] for key in EVAL_KEYS}  # the keys of `vad eval --json`, corrected as its default
     all_scores = np.concatenate([raw[v] for v in order])
     all_kinds = np.concatenate([kinds[v] for v in order])
     hard = all_scores[all_kinds == worlds.KIND_HARD]
@@ -127,7 +153,7 @@ def test_metrics(raw: dict[str, np.ndarray], test: dict) -> dict:
     within = float(np.mean([raw[v].std() for v in order if labels[v]]))
     lift = float(np.mean(abnormal_means) - np.mean(normal_means))
     return {
-        "auc": plain["auc"], "auc_corrected": corrected["auc"], "gap": plain["score_gap"],
+        **evaluated, "auc_raw": plain["auc"], "auc_abnormal_raw": plain["auc_abnormal"], "gap": plain["score_gap"],
         "gap_corrected": corrected["score_gap"], "bins": plain["hard_anomaly_bins"],
         "hard_auc": snippet_auc(all_scores, all_kinds, worlds.KIND_HARD),
         "easy_auc": snippet_auc(all_scores, all_kinds, worlds.KIND_EASY),
@@ -136,7 +162,11 @@ def test_metrics(raw: dict[str, np.ndarray], test: dict) -> dict:
         "within_std": within, "share_above_half": plain["monitors"]["abnormal_video_share_above_0.5"],
         "lift": lift, "constant": bool(all_scores.std() < CONSTANT_STD),
         "flat": bool(all_scores.std() >= CONSTANT_STD and within < FLAT_STD and lift > FLAT_LIFT),
+        "spread_flat": bool(corrected["spread_abnormal"] is not None and corrected["spread_abnormal"] < FLAT_SPREAD),
     }
+
+
+EVAL_KEYS = ("auc", "ap", "auc_abnormal", "ap_abnormal", "spread_abnormal", "false_alarm_rate")
 
 
 def _bins(scores: np.ndarray) -> dict:
@@ -170,7 +200,7 @@ def run_one(world: str, seed: int, bench: BenchConfig, work: str, runs: tuple[st
     from vad.models.trainer import load_training_set, make_config, train
 
     torch.set_num_threads(bench.threads)
-    paths = worlds.write_world(Path(work) / f"{world}-{seed}", worlds.make_world_config(world), seed, world)
+    paths = worlds.write_world(Path(work) / f"{world}-{seed}-c{bench.crops}", worlds.make_world_config(world, crops=bench.crops), seed, world)
     cache, train_labels, train_gt, test = load_world(paths)
     data = load_training_set(cache, train_labels, progress=False)
     out = {"world": world, "seed": seed, "runs": {}}
@@ -184,15 +214,16 @@ def run_one(world: str, seed: int, bench: BenchConfig, work: str, runs: tuple[st
             iterations.append({
                 "iteration": result.iteration, "phase": result.phase, "loss": result.metrics["loss"],
                 "lambda_mean": result.metrics["lambda"]["mean"], "guard_fired": result.metrics["lambda"]["guard_fired"],
+                "steps": result.metrics["steps"], "detector": result.metrics["detector"],
                 "pseudo_precision": precision.get("precision"), "pseudo_precision_abnormal": precision.get("abnormal_precision"),
                 "train_monitors": result.metrics["train_monitors"], **test_metrics(raw, test),
                 "first_scores": raw[test["order"][-1]][:8].tolist(),
             })
 
-        config = make_config(None, epochs=bench.epochs, iterations=bench.iterations, lr=bench.lr,
-                             lambda_small=bench.lambda_small, lambda_large=bench.lambda_large, lambda_max=bench.lambda_max, dropout=bench.dropout,
-                             hidden_dim=bench.hidden_dim, attention=bench.detector == "arms",
-                             batch_videos=bench.batch_videos, seed=seed, device=bench.device, **RUNS.get(name, PREFIX_RUN))
+        settings = dict(epochs=bench.epochs, min_steps=bench.min_steps, iterations=bench.iterations, lr=bench.lr,
+                        lambda_small=bench.lambda_small, lambda_large=bench.lambda_large, lambda_max=bench.lambda_max, dropout=bench.dropout,
+                        hidden_dim=bench.hidden_dim, batch_videos=bench.batch_videos, seed=seed, device=bench.device)
+        config = make_config(None, **{**settings, **RUNS.get(name, PREFIX_RUN)})
         train(config, data, on_iteration=on_iteration, progress=False, train_gt=train_gt)
         out["runs"][name] = {"iterations": iterations, "cpu_s": time.process_time() - started}
         log.info("%s seed %d %s: AUC %s (%.0f s CPU)", world, seed, name,
@@ -223,24 +254,22 @@ def variant_rows(results: list[dict], world: str) -> list[dict]:
 
 
 def world_table(results: list[dict], world: str) -> str:
-    head = ("| variant | AUC | AUC corrected | score gap | hard-part AUC | easy-part AUC | in-video AUC | abnormal frames S / M / L | "
-            "hard snippets S / M / L | within-video std | share > 0.5 | constant / flat |")
+    head = ("| variant | AUC | AUC raw | AUC_A | AP_A | spread | false alarms | score gap | hard-part AUC | in-video AUC | "
+            "hard snippets S / M / L | share > 0.5 | final lambda | flat / trap |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for row in variant_rows(results, world):
         f = row["finals"]
-        bins = " / ".join(f"{np.mean([x['bins'][k] for x in f]):.2f}" for k in f[0]["bins"])
         hard_bins = " / ".join(f"{np.mean([x['hard_bins'][k] for x in f]):.2f}" for k in f[0]["hard_bins"])
-        lines.append(
-            f"| {row['variant']} | {_ms([x['auc'] for x in f])} | {_ms([x['auc_corrected'] for x in f])} | "
-            f"{_ms([x['gap'] for x in f])} | {_ms([x['hard_auc'] for x in f])} | {_ms([x['easy_auc'] for x in f])} | {_ms([x['local_auc'] for x in f])} | "
-            f"{bins} | {hard_bins} | {_ms([x['within_std'] for x in f])} | {_ms([x['share_above_half'] for x in f])} | "
-            f"{sum(x['constant'] for x in f)} / {sum(x['flat'] for x in f)} of {len(f)} |")
+        cells = [_ms([x[key] for x in f]) for key in ("auc", "auc_raw", "auc_abnormal", "ap_abnormal", "spread_abnormal", "false_alarm_rate",
+                                                     "gap", "hard_auc", "local_auc")]
+        lines.append(f"| {row['variant']} | {' | '.join(cells)} | {hard_bins} | {_ms([x['share_above_half'] for x in f])} | "
+                     f"{_ms([x['lambda_mean'] for x in f])} | {sum(x['spread_flat'] for x in f)} / {sum(x['flat'] for x in f)} of {len(f)} |")
     return "\n".join(lines)
 
 
 def iteration_table(results: list[dict], world: str) -> str:
-    head = ("| run | iteration | phase | AUC | AUC corr. | gap | hard-part AUC | in-video AUC | hard in L | pseudo-label prec. (top quartile) | "
-            "lambda mean | within-video std | constant / flat |")
+    head = ("| run | iteration | phase | steps | AUC | AUC_A | spread | gap | hard-part AUC | in-video AUC | hard in L | "
+            "pseudo-label prec. (top quartile) | lambda mean | active units | gate weight | branch / path | flat / trap |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for name in RUNS:
         per_seed = [r["runs"][name]["iterations"] for r in results if r["world"] == world and name in r["runs"]]
@@ -248,11 +277,43 @@ def iteration_table(results: list[dict], world: str) -> str:
             continue
         for k in range(len(per_seed[0])):
             its = [s[k] for s in per_seed]
+            gates = [i["detector"].get("gate") for i in its]
+            gate_w = _ms([g["weight_abs_mean"] for g in gates if g]) if any(gates) else "-"
+            ratio = _ms([g["branch_to_path_norm"] for g in gates if g]) if any(gates) else "-"
+            cells = [_ms([i[key] for i in its]) for key in ("auc", "auc_abnormal", "spread_abnormal", "gap", "hard_auc", "local_auc")]
             lines.append(
-                f"| {name} | {k + 1} | {its[0]['phase']} | {_ms([i['auc'] for i in its])} | {_ms([i['auc_corrected'] for i in its])} | "
-                f"{_ms([i['gap'] for i in its])} | {_ms([i['hard_auc'] for i in its])} | {_ms([i['local_auc'] for i in its])} | {_ms([i['hard_bins']['(0.8,1]'] for i in its])} | "
-                f"{_ms([i['pseudo_precision_abnormal'] for i in its])} | {_ms([i['lambda_mean'] for i in its])} | {_ms([i['within_std'] for i in its])} | "
-                f"{sum(i['constant'] for i in its)} / {sum(i['flat'] for i in its)} |")
+                f"| {name} | {k + 1} | {its[0]['phase']} | {its[0]['steps']} | {' | '.join(cells)} | {_ms([i['hard_bins']['(0.8,1]'] for i in its])} | "
+                f"{_ms([i['pseudo_precision_abnormal'] for i in its])} | {_ms([i['lambda_mean'] for i in its])} | "
+                f"{_ms([i['detector']['active_units'] for i in its])} | {gate_w} | {ratio} | "
+                f"{sum(i['spread_flat'] for i in its)} / {sum(i['flat'] for i in its)} |")
+    return "\n".join(lines)
+
+
+def paired_differences(a: list[float], b: list[float]) -> dict:
+    """Mean of a - b over seeds with its 95% t-interval (paired: same world and seed)."""
+    from scipy import stats
+
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    n = d.size
+    half = float(stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    return {"n": n, "mean": float(d.mean()), "low": float(d.mean() - half), "high": float(d.mean() + half), "wins": int((d > 0).sum())}
+
+
+def paired_table(results: list[dict], world_names: list[str]) -> str:
+    head = "| world | comparison | seeds | Δ AUC (95% CI) | wins | Δ AUC_A (95% CI) | wins | Δ spread |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for world in world_names:
+        for better, reference, title in PAIRS:
+            pairs = [(r["runs"][better]["iterations"][-1], r["runs"][reference]["iterations"][-1])
+                     for r in results if r["world"] == world and better in r["runs"] and reference in r["runs"]]
+            if len(pairs) < 2:
+                continue
+            cells = []
+            for key in ("auc", "auc_abnormal"):
+                d = paired_differences([x[key] for x, _ in pairs], [y[key] for _, y in pairs])
+                cells += [f"{d['mean']:+.3f} ({d['low']:+.3f}, {d['high']:+.3f})", f"{d['wins']} of {d['n']}"]
+            spread = np.mean([x["spread_abnormal"] - y["spread_abnormal"] for x, y in pairs])
+            lines.append(f"| {world} | {title} | {len(pairs)} | {' | '.join(cells)} | {spread:+.3f} |")
     return "\n".join(lines)
 
 
@@ -261,12 +322,17 @@ def report(results: list[dict], bench: BenchConfig, world_names: list[str], seed
     parts = [
         f"Settings: {json.dumps(dataclasses.asdict(bench))}; worlds {','.join(world_names)}; seeds {','.join(map(str, seeds))}; "
         f"training CPU time {cpu:.0f} s (process time summed over runs), wall {wall_s:.0f} s.",
-        "AUC columns: frame-level ROC-AUC on the test split, final iteration of each variant, mean ± std over seeds. "
-        "Hard/easy-part AUC: snippets of that part of the events against all normal snippets (raw scores). "
-        "In-video AUC: event vs other snippets inside each abnormal test video, averaged (0.5 = a video classifier that does not localise). "
-        "S / M / L: share of truly abnormal frames (or hard-part snippets) scoring in [0,0.4], (0.4,0.8], (0.8,1] (Fig. 7). "
-        f"constant: test-score std < {CONSTANT_STD}; flat: abnormal videos' within-video std < {FLAT_STD} while raised > {FLAT_LIFT} above normal videos (METHOD.md §10).",
+        "Final iteration of each variant, mean ± std over seeds. AUC, AUC_A, AP_A, spread and false alarms are the keys of "
+        "`vad eval --json` (score correction on, its default); AUC raw without it. AUC_A / AP_A: frames of abnormal test videos only. "
+        "spread: mean within-video std of abnormal videos' frame scores. false alarms: share of normal videos' frames above 0.5. "
+        "Hard-part AUC: hard-part snippets against all normal snippets (raw scores). In-video AUC: event vs other snippets inside each "
+        "abnormal test video, averaged (0.5 = a video classifier that does not localise). S / M / L: share of hard-part snippets "
+        "scoring in [0,0.4], (0.4,0.8], (0.8,1] (Fig. 7). active units: share of the 32-wide layer firing on a training segment. "
+        f"flat: spread < {FLAT_SPREAD}; trap: within-video std < {FLAT_STD} while abnormal videos are raised > {FLAT_LIFT} above normal ones.",
     ]
+    paired = paired_table(results, world_names)
+    if paired.count("\n") > 1:
+        parts += ["\n### Paired differences (final iteration, same world and seed)\n", paired]
     for world in world_names:
         parts += [f"\n### World `{world}`\n", world_table(results, world), "", "Per iteration (Table IV / VI style):", "",
                   iteration_table(results, world)]
@@ -286,7 +352,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--worlds", default="hard,easy,long", help="world presets of bench/worlds.py (default: hard,easy,long)")
     parser.add_argument("--seeds", default="0,1,2", help="seeds; each writes its own world and trains with it (default: 0,1,2)")
-    parser.add_argument("--runs", default=",".join(RUNS), help=f"training runs to make (default: {','.join(RUNS)})")
+    parser.add_argument("--runs", default=",".join(DEFAULT_RUNS), help=f"training runs to make, of {','.join(RUNS)} (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=BenchConfig.epochs, help="epochs per iteration (default: %(default)s)")
     parser.add_argument("--iterations", type=int, default=BenchConfig.iterations, help="self-training iterations K (default: %(default)s)")
     parser.add_argument("--lr", type=float, default=BenchConfig.lr, help="Adam learning rate (default: %(default)s)")
@@ -294,7 +360,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lambda-large", type=float, default=BenchConfig.lambda_large, help="default: %(default)s")
     parser.add_argument("--lambda-max", type=float, default=BenchConfig.lambda_max, help="cap on adaptive ratios (default: %(default)s = none)")
     parser.add_argument("--hidden-dim", type=int, default=BenchConfig.hidden_dim, help="detector width (paper: 1024; default: %(default)s)")
-    parser.add_argument("--detector", choices=("arms", "conv"), default="arms", help="arms: the detector of Fig. 5; conv: the same without self-attention (default: arms)")
+    parser.add_argument("--min-steps", type=int, default=BenchConfig.min_steps, help="floor on optimiser steps per iteration (default: %(default)s)")
+    parser.add_argument("--crops", type=int, default=BenchConfig.crops, help="crops per snippet of the worlds (default: %(default)s)")
     parser.add_argument("--dropout", type=float, default=None, help="detector dropout (default: the trainer's)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per job (default: 1)")
@@ -306,7 +373,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     bench = BenchConfig(epochs=args.epochs, iterations=args.iterations, lr=args.lr, lambda_small=args.lambda_small,
-                        lambda_large=args.lambda_large, lambda_max=args.lambda_max, hidden_dim=args.hidden_dim, detector=args.detector, dropout=args.dropout, device=args.device,
+                        lambda_large=args.lambda_large, lambda_max=args.lambda_max, hidden_dim=args.hidden_dim, min_steps=args.min_steps, crops=args.crops, dropout=args.dropout, device=args.device,
                         threads=args.threads)
     world_names = [w for w in args.worlds.split(",") if w]
     seeds = [int(s) for s in args.seeds.split(",") if s]

@@ -70,7 +70,7 @@ VARIANTS = {
     "ms-topk": ["--schedule", "traditional", "--loss", "ms-topk"],
 }
 TITLES = {"arms": "ARMS", "ms-top1": "Baseline (traditional, top-1)", "ms-topk": "Baseline (traditional, top-k)"}
-TRAIN_FLAGS = ("epochs", "iterations", "lr", "batch_videos", "seed", "device")
+TRAIN_FLAGS = ("epochs", "min_steps", "iterations", "lr", "batch_videos", "seed", "device")
 
 
 def vad(*args: str) -> str:
@@ -166,6 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs per iteration")
     parser.add_argument("--iterations", type=int, default=None, help="override K (default 6)")
     parser.add_argument("--lr", type=float, default=None, help="override the preset's learning rate")
+    parser.add_argument("--min-steps", type=int, default=None, help="override the floor on optimiser steps per iteration")
     parser.add_argument("--batch-videos", type=int, default=None, help="override the 30 + 30 videos per mini-batch")
     parser.add_argument("--seed", type=int, default=None, help="training seed (default 0)")
     parser.add_argument("--device", default=None, help="auto, cpu or cuda (default: auto)")

@@ -1,19 +1,24 @@
-"""The ARMS detector of Fig. 5 (METHOD.md §3): snippet features [B, T, D] -> scores [B, T].
+"""The ARMS detector of Fig. 5: snippet features [B, T, D] -> scores [B, T].
 
-    x [B,T,D] -> Conv1d(D->1024, k=3, p=1) -> ReLU -> Dropout
-              -> h = LayerNorm(h + Dropout(MHSA(h)))        8 heads, post-norm residual
-              -> Linear(1024->32) -> ReLU -> Dropout -> Linear(32->1) -> sigmoid -> s [B,T]
+    x [B,T,D] -> Conv1d(D->1024, k=3, p=1) -> ReLU                     h: the per-snippet path
+              -> h + BN(MHSA(h))      8 heads; BN's weight and bias start at zero (the gate)
+              -> Dropout -> Linear(1024->32) -> ReLU -> Dropout -> Linear(32->1) -> sigmoid
 
-Choices the paper leaves open (recorded here and in every model file's config):
-- Normalisation: one LayerNorm after the residual sum (the "standard multi-head self-attention
-  block" of a Transformer encoder, post-norm as in Vaswani et al.). LayerNorm normalises each
-  snippet on its own, so it neither mixes snippets of a video nor depends on the batch mix
-  (BatchNorm would, and training batches of 30+30 videos differ from one-video inference). Its
-  2,048 parameters keep the count at 10.53M for D=2048, the figure of Table VII.
-- Dropout: 0.7 after the convolution and after the 32-d layer, the rate of RTFM's classifier
-  head (ARMS reuses RTFM's features and 32-segment training). The residual keeps each snippet's
-  own convolutional feature next to the attention's video-wide mixture, which is what lets
-  scores vary inside a video (METHOD.md §10 monitors whether they do).
+Choices the paper leaves open, taken from RTFM (Tian et al., ICCV 2021), whose features,
+32-segment training and "standard" attention block ARMS builds on:
+- The attention branch joins the per-snippet path through a BatchNorm whose weight and bias
+  start at zero, as RTFM's non-local block (`W = Sequential(Conv1d, BatchNorm1d)` with
+  `constant_(W[1].weight, 0)`, then `z = W_y + x`). At initialisation the detector is exactly its
+  per-snippet path (conv -> MLP), and training opens the gate only as far as it lowers the loss.
+  A branch at full strength from the start (a post-norm `LayerNorm(h + MHSA(h))`) grows until
+  every snippet carries its video's representation: AR-MIL only constrains a video's mean score
+  (eq. 4), so the cheapest solution is to lift whole abnormal videos, and the curves go flat
+  (docs/method.md, "The detector"). The BatchNorm's 2,048 parameters keep the count at
+  10,525,761 for D=2048, the 10.53M of Table VII.
+- Dropout 0.7 after the aggregation (conv + attention) and between the fully connected layers,
+  where RTFM puts it; none inside the attention block.
+- Xavier-uniform weights and zero biases for every convolution and linear layer (RTFM's
+  `weight_init`).
 """
 from __future__ import annotations
 
@@ -33,8 +38,7 @@ class DetectorConfig:
     dropout: float = 0.7  # see the module docstring
     attention_dropout: float = 0.0  # dropout on attention weights; none, as RTFM's non-local block
     # False drops the self-attention block (conv -> MLP): every score then sees only its 3
-    # neighbouring snippets, which cannot spread a video-level cue over the whole video
-    # (METHOD.md §10; bench/RESULTS.md finding 4).
+    # neighbouring snippets, which cannot spread a video-level cue over the whole video.
     attention: bool = True
 
     def to_dict(self) -> dict:
@@ -52,18 +56,40 @@ class ARMSDetector(nn.Module):
         self.conv = nn.Conv1d(config.feature_dim, config.hidden_dim, config.kernel_size, padding=config.kernel_size // 2)
         if config.attention:
             self.attention = nn.MultiheadAttention(config.hidden_dim, config.heads, dropout=config.attention_dropout, batch_first=True)
-            self.norm = nn.LayerNorm(config.hidden_dim)
+            self.gate = nn.BatchNorm1d(config.hidden_dim)
         self.fc1 = nn.Linear(config.hidden_dim, config.fc_dim)
         self.fc2 = nn.Linear(config.fc_dim, 1)
         self.dropout = nn.Dropout(config.dropout)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """RTFM's initialisation: xavier-uniform weights, zero biases; the attention gate closed."""
+        for module in self.modules():
+            if isinstance(module, (nn.Conv1d, nn.Linear)):
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        if self.config.attention:
+            nn.init.zeros_(self.gate.weight)
+            nn.init.zeros_(self.gate.bias)
+
+    def snippet_path(self, features: torch.Tensor) -> torch.Tensor:
+        """features [B, T, D] -> h [B, T, hidden]: the temporal convolution, three snippets wide."""
+        return torch.relu(self.conv(features.transpose(1, 2))).transpose(1, 2)
+
+    def attention_branch(self, h: torch.Tensor) -> torch.Tensor:
+        """BN(MHSA(h)) [B, T, hidden]: what self-attention adds to each snippet, through the gate."""
+        attended, _ = self.attention(h, h, h, need_weights=False)
+        return self.gate(attended.transpose(1, 2)).transpose(1, 2)
+
+    def aggregate(self, features: torch.Tensor) -> torch.Tensor:
+        """features [B, T, D] -> [B, T, hidden]: the per-snippet path plus the gated attention branch."""
+        h = self.snippet_path(features)
+        return h + self.attention_branch(h) if self.config.attention else h
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """features [B, T, D] -> snippet scores in [0, 1], [B, T]."""
-        h = torch.relu(self.conv(features.transpose(1, 2))).transpose(1, 2)
-        h = self.dropout(h)
-        if self.config.attention:
-            attended, _ = self.attention(h, h, h, need_weights=False)
-            h = self.norm(h + self.dropout(attended))
+        h = self.dropout(self.aggregate(features))
         h = self.dropout(torch.relu(self.fc1(h)))
         return torch.sigmoid(self.fc2(h)).squeeze(-1)
 

@@ -1,9 +1,13 @@
 """Multi-phase self-training (Algorithm 1) and the traditional self-training baseline.
 
-One iteration = a freshly initialised detector trained for `epochs` on mini-batches of
-`batch_videos` normal + `batch_videos` abnormal videos (each crop a separate bag of 32 pooled
-segments), then scored on every training video to produce the next iteration's pseudo labels
+One iteration = a freshly initialised detector trained for a number of optimiser steps on
+mini-batches of `batch_videos` normal + `batch_videos` abnormal videos (32 pooled segments per
+bag), then scored on every training video to produce the next iteration's pseudo labels
 (quartiles, Fig. 4a) and, for adaptive self-training, the next abnormal ratios (eq. 6).
+
+Steps, not passes: an iteration runs max(epochs x steps per epoch, min_steps) steps, where an
+epoch is one pass over the larger class. RTFM counts its training in steps (15,000); counting
+passes alone gives a 28-clip set a few dozen steps per iteration, too few to train the head.
 """
 from __future__ import annotations
 
@@ -28,6 +32,10 @@ from vad.models.pseudo import UNLABELLED, RatioUpdate, quartile_pseudo_labels
 log = logging.getLogger("vad")
 
 SCHEDULES = ("arms", "traditional")
+CROP_BAGS = ("mean", "each")
+# Floor on optimiser steps per iteration (bench/RESULTS.md, "Steps"): the demo's 28 clips get
+# 40 steps from 40 epochs, and most units of the 32-wide layer never switch on.
+MIN_STEPS = 500
 LOSSES = ("ar", "ms-top1", "ms-topk")
 TRADITIONAL = "traditional"  # the plan entry of a traditional self-training iteration
 
@@ -40,6 +48,8 @@ class TrainConfig:
     loss: str = "ar"  # video-level loss of the traditional schedule: ar (eq. 4), ms-top1 (eq. 1), ms-topk (eq. 2)
     topk: int = 3  # k of MS-MIL top-k (RTFM's k = 3, Sec. IV-C)
     epochs: int = 50  # epochs per iteration (one epoch: every video of the larger class once)
+    min_steps: int = MIN_STEPS  # floor on optimiser steps per iteration, so small sets are trained enough
+    crop_bags: str = "mean"  # mean: a video's scores averaged over its crops before the loss (RTFM); each: every crop its own bag
     lr: float = 1e-4  # Adam learning rate
     weight_decay: float = 5e-4  # Adam weight decay (Sec. IV-B)
     batch_videos: int = 30  # videos per class per mini-batch (30 normal + 30 abnormal)
@@ -85,6 +95,10 @@ class TrainConfig:
             raise ValueError("lambda_max must be in (0, 1]")
         if self.attention and self.hidden_dim % 8:
             raise ValueError("hidden_dim must be a multiple of the 8 attention heads")
+        if self.crop_bags not in CROP_BAGS:
+            raise ValueError(f"crop_bags {self.crop_bags!r}: choose from {', '.join(CROP_BAGS)}")
+        if self.min_steps < 0:
+            raise ValueError("min_steps must be at least 0")
         for name in ("epochs", "batch_videos", "segments", "topk", "hidden_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -256,18 +270,20 @@ def train(
         torch.manual_seed(config.seed * 1000 + k)  # re-initialisation and dropout of iteration k
         rng = np.random.default_rng([config.seed, k])  # mini-batch sampling of iteration k
         model = build_model(config, data.feature_dim).to(device)
-        losses = _fit(model, normal, abnormal, update.ratios, labels, loss_name, config, rng,
+        steps = iteration_steps(config, normal.shape[0], abnormal.shape[0])
+        losses = _fit(model, normal, abnormal, update.ratios, labels, loss_name, config, rng, steps,
                       desc=f"iteration {k}/{len(plan)} {name}", progress=progress)
         scores = crop_average_scores(model, abnormal)
         normal_scores = crop_average_scores(model, normal)
         pseudo = np.stack([quartile_pseudo_labels(s) for s in scores])
         runaway = _ratio_runaway(update, name, config.lambda_max)
         metrics = {
-            "iteration": k, "phase": name, "loss": losses[-1], "loss_curve": losses,
+            "iteration": k, "phase": name, "steps": steps, "loss": losses[-1], "loss_curve": losses,
             "lambda": {**_ratio_stats(update), "runaway": runaway},
             "pseudo_labels": _label_counts(pseudo, normal_scores.shape),
             "pseudo_labels_used": labels is not None,
             "train_monitors": _monitors(scores, normal_scores),
+            "detector": detector_monitors(model, abnormal, normal),
         }
         if train_gt is not None:
             metrics["pseudo_label_precision"] = pseudo_label_precision(pseudo, data, train_gt, config.segments)
@@ -280,44 +296,60 @@ def train(
     return result
 
 
-def _fit(model, normal, abnormal, ratios, labels, loss_name, config: TrainConfig, rng, desc: str, progress: bool) -> list[float]:
+def iteration_steps(config: TrainConfig, n_normal: int, n_abnormal: int) -> int:
+    """Optimiser steps of one iteration: `epochs` passes over the larger class, at least `min_steps`."""
+    per_epoch = math.ceil(max(n_normal, n_abnormal) / config.batch_videos)
+    return max(config.epochs * per_epoch, config.min_steps)
+
+
+def bag_scores(model: ARMSDetector, bags: torch.Tensor, crop_bags: str) -> torch.Tensor:
+    """bags [B, C, S, D] -> training scores: [B, S] averaged over crops (mean, RTFM's
+    `scores.view(bs, ncrops, -1).mean(1)`), or [B*C, S] with every crop its own bag (each)."""
+    b, c = bags.shape[:2]
+    scores = model(bags.flatten(0, 1))
+    return scores.view(b, c, -1).mean(dim=1) if crop_bags == "mean" else scores
+
+
+def _fit(model, normal, abnormal, ratios, labels, loss_name, config: TrainConfig, rng, steps: int, desc: str, progress: bool) -> list[float]:
+    """Train for `steps` steps; returns the mean loss of each epoch-sized block of steps."""
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     device = normal.device
-    crops = abnormal.shape[1]
+    repeat = abnormal.shape[1] if config.crop_bags == "each" else 1  # bags per video
     ratio_t = torch.as_tensor(ratios, dtype=torch.float32, device=device)
     label_t = None if labels is None else torch.as_tensor(labels, dtype=torch.int64, device=device)
     normal_stream, abnormal_stream = IndexStream(normal.shape[0], rng), IndexStream(abnormal.shape[0], rng)
-    steps = math.ceil(max(normal.shape[0], abnormal.shape[0]) / config.batch_videos)
-    losses = []
-    bar = tqdm(range(config.epochs), desc=desc, unit="epoch", file=sys.stderr, disable=not progress, leave=False)
-    for _ in bar:
-        model.train()
-        total = 0.0
-        for _ in range(steps):
-            ni = torch.as_tensor(normal_stream.take(config.batch_videos), device=device)
-            ai = torch.as_tensor(abnormal_stream.take(config.batch_videos), device=device)
-            xa = abnormal[ai].flatten(0, 1)  # [B*C, S, D]: each crop its own bag
-            xn = normal[ni].flatten(0, 1)
-            scores = model(torch.cat([xa, xn]))
-            sa, sn = scores[: xa.shape[0]], scores[xa.shape[0]:]
-            if loss_name == "ar":
-                video_loss = ar_mil_loss(sa, sn, ratio_t[ai].repeat_interleave(crops))
-            elif loss_name == "ms-top1":
-                video_loss = ms_mil_top1_loss(sa, sn)
-            else:
-                video_loss = ms_mil_topk_loss(sa, sn, config.topk)
-            if label_t is not None:
-                bag_labels = torch.cat([label_t[ai].repeat_interleave(crops, dim=0), torch.zeros_like(sn, dtype=torch.int64)])
-                loss = phase_loss(video_loss, scores, bag_labels, config.beta)
-            else:
-                loss = video_loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach())
-        losses.append(total / steps)
-        bar.set_postfix(loss=f"{losses[-1]:.4f}")
+    block = math.ceil(max(normal.shape[0], abnormal.shape[0]) / config.batch_videos)
+    losses, total = [], []
+    model.train()
+    bar = tqdm(range(steps), desc=desc, unit="step", file=sys.stderr, disable=not progress, leave=False, mininterval=1.0)
+    for step in bar:
+        ni = torch.as_tensor(normal_stream.take(config.batch_videos), device=device)
+        ai = torch.as_tensor(abnormal_stream.take(config.batch_videos), device=device)
+        both = bag_scores(model, torch.cat([abnormal[ai], normal[ni]]), config.crop_bags)
+        sa, sn = both[: len(ai) * repeat], both[len(ai) * repeat:]
+        video_loss = VIDEO_LOSSES[loss_name](sa, sn, ratio_t[ai].repeat_interleave(repeat), config)
+        if label_t is not None:
+            bag_labels = torch.cat([label_t[ai].repeat_interleave(repeat, dim=0), torch.zeros_like(sn, dtype=torch.int64)])
+            loss = phase_loss(video_loss, both, bag_labels, config.beta)
+        else:
+            loss = video_loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total.append(float(loss.detach()))
+        if len(total) == block or step == steps - 1:
+            losses.append(sum(total) / len(total))
+            total = []
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
     return losses
+
+
+# The video-level term of each loss name: (abnormal bags, normal bags, lambda per abnormal bag, config).
+VIDEO_LOSSES: dict[str, Callable] = {
+    "ar": lambda sa, sn, lam, config: ar_mil_loss(sa, sn, lam),
+    "ms-top1": lambda sa, sn, lam, config: ms_mil_top1_loss(sa, sn),
+    "ms-topk": lambda sa, sn, lam, config: ms_mil_topk_loss(sa, sn, config.topk),
+}
 
 
 # Mean adaptive ratio above which eq. 6 is most likely feeding on flat scores rather than on
@@ -342,6 +374,34 @@ def _ratio_stats(update: RatioUpdate) -> dict:
             "guard_fired": update.guarded, "estimate_mean": float(update.estimates.mean())}
 
 
+@torch.no_grad()
+def detector_monitors(model: ARMSDetector, abnormal: torch.Tensor, normal: torch.Tensor, batch_size: int = 256) -> dict:
+    """What the network itself does on the training bags (eval mode).
+
+    active_units: share of the 32-wide layer's units that fire (ReLU > 0) on at least one
+    training segment; dead units never do. gate: the attention gate's BatchNorm weight and bias
+    (0 at initialisation) and the norm of the gated branch against the per-snippet path's.
+    """
+    model.eval()
+    bags = torch.cat([abnormal, normal]).flatten(0, 1)  # [N*C, S, D]
+    fired = torch.zeros(model.config.fc_dim, dtype=torch.bool)
+    path_norm = branch_norm = 0.0
+    for i in range(0, bags.shape[0], batch_size):
+        x = bags[i:i + batch_size]
+        h = model.snippet_path(x)
+        if model.config.attention:
+            branch = model.attention_branch(h)
+            path_norm += float(h.norm(dim=-1).sum())
+            branch_norm += float(branch.norm(dim=-1).sum())
+            h = h + branch
+        fired |= (torch.relu(model.fc1(h)) > 0).flatten(0, 1).any(dim=0).cpu()
+    result = {"active_units": float(fired.float().mean())}
+    if model.config.attention:
+        result["gate"] = {"weight_abs_mean": float(model.gate.weight.abs().mean()), "bias_abs_mean": float(model.gate.bias.abs().mean()),
+                          "branch_to_path_norm": branch_norm / path_norm if path_norm else None}
+    return result
+
+
 def _label_counts(pseudo: np.ndarray, normal_shape: tuple) -> dict:
     return {"abnormal_videos_1": int((pseudo == 1).sum()), "abnormal_videos_0": int((pseudo == 0).sum()),
             "unlabelled": int((pseudo == UNLABELLED).sum()), "normal_videos_0": int(np.prod(normal_shape))}
@@ -353,6 +413,7 @@ def _monitors(abnormal_scores: np.ndarray, normal_scores: np.ndarray) -> dict:
         "abnormal_video_mean": float(abnormal_scores.mean()),
         "normal_video_mean": float(normal_scores.mean()),
         "abnormal_within_video_std": float(abnormal_scores.std(axis=1).mean()),
+        "normal_within_video_std": float(normal_scores.std(axis=1).mean()),
         "abnormal_share_above_0.5": float((abnormal_scores > 0.5).mean()),
     }
 

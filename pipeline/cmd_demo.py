@@ -7,11 +7,7 @@ from pathlib import Path
 
 import click
 
-from vad.pipeline.common import progress_disabled, verbosity
-
-
-def _fmt(value) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
+from vad.pipeline.common import fmt_optional, progress_disabled, verbosity
 
 
 @click.command()
@@ -43,6 +39,6 @@ def demo(out_dir, quick, device, seed, attention):
     click.echo(
         f"demo: frame-level AUC {summary['auc']:.3f} on {summary['test_videos']} held-out clips "
         f"(without score correction {summary['auc_without_correction']:.3f}; a fully supervised linear probe on the same "
-        f"features reaches {_fmt(summary['supervised_probe_auc'])}); curves and plots in {Path(out_dir) / 'scores'}",
+        f"features reaches {fmt_optional(summary['supervised_probe_auc'], 3)}); curves and plots in {Path(out_dir) / 'scores'}",
         err=True,
     )

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
-from vad.pipeline.common import BadInput, progress_disabled, verbosity
+from vad.pipeline.common import BadInput, RuntimeFailure, fmt_optional, progress_disabled, verbosity
 
 
 @click.command("eval")
@@ -15,19 +16,25 @@ from vad.pipeline.common import BadInput, progress_disabled, verbosity
 @click.option("--gt", "gt_path", required=True, type=click.Path(dir_okay=False), help="Ground truth CSV `video,start_frame,end_frame` (end exclusive); videos without rows are all-normal.")
 @click.option("--no-correction", is_flag=True, help="Evaluate raw detector scores, without the score correction of METHOD.md §7.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: auc, ap, ap_trapezoid, score_gap, n_videos, n_frames (+ details).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: auc, ap, ap_trapezoid, score_gap, auc_abnormal, ap_abnormal, spread_abnormal, false_alarm_rate, n_videos, n_frames (+ details).")
+@click.option("--scores-out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Also write DIR/<video_id>.csv (`frame,score`, the scores evaluated) for every test video.")
 @verbosity
-def evaluate(model_path, cache_dir, labels_path, gt_path, no_correction, device, as_json):
+def evaluate(model_path, cache_dir, labels_path, gt_path, no_correction, device, as_json, scores_out):
     """Evaluate a trained detector on cached test features with RTFM's conventions.
 
     Frame scores = snippet scores repeated 16 times, cut to each video's frame count (cache
     metadata n_frames, else 16*T); all videos concatenated; AUC = ROC-AUC over frames; AP =
     average_precision_score and ap_trapezoid = auc(recall, precision) as RTFM prints for XD.
+
+    Frame AUC over all videos rewards telling abnormal videos from normal ones; it cannot see a
+    flat curve. So also: AUC_A and AP_A over the frames of abnormal videos only (0.5 for a curve
+    that does not localise), the spread (mean within-video standard deviation of abnormal
+    videos' frame scores) and the false-alarm rate (share of normal videos' frames above 0.5).
     """
     from vad.extract.cache import CacheError, FeatureCache
     from vad.models.io import ModelFileError, load_model
     from vad.pipeline.cmd_train import resolve_device
-    from vad.pipeline.evaluate import cache_frame_counts, evaluate_scores, score_cache
+    from vad.pipeline.evaluate import cache_frame_counts, evaluate_scores, final_scores, score_cache, write_frame_scores
     from vad.pipeline.tables import TableError, read_gt, read_labels
 
     cache = FeatureCache(cache_dir)
@@ -49,6 +56,13 @@ def evaluate(model_path, cache_dir, labels_path, gt_path, no_correction, device,
     result = evaluate_scores(raw, counts, gt, order, correction=not no_correction)
     if result["auc"] is None:
         raise BadInput(f"{gt_path}: the test videos need both abnormal and normal frames to compute AUC")
+    if scores_out is not None:
+        try:
+            write_frame_scores(scores_out, final_scores(raw, not no_correction), counts)
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+        except OSError as exc:
+            raise RuntimeFailure(f"--scores-out {scores_out}: {exc.strerror or exc}") from None
     if as_json:
         click.echo(json.dumps(result))
         return
@@ -59,4 +73,8 @@ def evaluate(model_path, cache_dir, labels_path, gt_path, no_correction, device,
     click.echo(f"AP             {result['ap']:.4f}   (average_precision_score)")
     click.echo(f"AP trapezoid   {result['ap_trapezoid']:.4f}   (auc(recall, precision), as RTFM prints)")
     click.echo(f"score gap      {result['score_gap']:.4f}")
+    click.echo(f"AUC_A          {fmt_optional(result['auc_abnormal'])}   (frames of abnormal videos only)")
+    click.echo(f"AP_A           {fmt_optional(result['ap_abnormal'])}")
+    click.echo(f"spread         {fmt_optional(result['spread_abnormal'])}   (within-video std of abnormal videos; 0 = flat)")
+    click.echo(f"false alarms   {fmt_optional(result['false_alarm_rate'])}   (share of normal videos' frames above 0.5)")
     click.echo("abnormal frames by score: " + ", ".join(f"{k} {v:.3f}" for k, v in bins.items()))

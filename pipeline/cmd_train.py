@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from vad.pipeline.common import BadInput, RuntimeFailure, progress_disabled, verbosity
+from vad.pipeline.common import BadInput, RuntimeFailure, fmt_optional, progress_disabled, verbosity
 
 log = logging.getLogger("vad")
 
@@ -37,6 +37,8 @@ def resolve_device(device: str) -> str:
 @click.option("--loss", type=click.Choice(["ar", "ms-top1", "ms-topk"]), default="ar", show_default=True, help="Video-level loss of --schedule traditional: AR-MIL (eq. 4), MS-MIL top-1 (eq. 1) or top-k (eq. 2).")
 @click.option("--preset", type=click.Choice(["sh", "ucf", "xd"]), default=None, help="The paper's hyper-parameters (Sec. IV-B): sh lr 1e-3, 300 epochs, lambda 0.1/0.42; ucf 1e-4, 50, 0.22/0.4; xd 1e-4, 50, 0.1/0.4. Flags override it.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs per iteration (an epoch: every video of the larger class once). Default: preset, else 50.")
+@click.option("--min-steps", type=click.IntRange(min=0), default=None, help="Floor on optimiser steps per iteration: an iteration runs max(epochs x steps per epoch, this). Small sets get a few steps per epoch and would be undertrained. Default: 500.")
+@click.option("--crop-bags", type=click.Choice(["mean", "each"]), default=None, help="mean: a video's snippet scores are averaged over its crops before the loss (RTFM); each: every crop is a bag of its own. Default: mean.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Adam learning rate. Default: preset, else 1e-4.")
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=None, help="Adam weight decay. Default: 5e-4.")
 @click.option("--batch-videos", type=click.IntRange(min=1), default=None, help="Videos per class per mini-batch (30 normal + 30 abnormal). Default: 30.")
@@ -58,7 +60,7 @@ def resolve_device(device: str) -> str:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Output folder. Default: runs/<timestamp>.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out after its last finished iteration (same settings required).")
 @verbosity
-def train(cache_dir, labels_path, schedule, phases, iterations, loss, preset, epochs, lr, weight_decay, batch_videos,
+def train(cache_dir, labels_path, schedule, phases, iterations, loss, preset, epochs, min_steps, crop_bags, lr, weight_decay, batch_videos,
           lambda_small, lambda_large, lambda_fixed, lambda_max, beta, topk, dropout, hidden_dim, no_attention, seed, eval_labels, gt_path, eval_cache,
           train_gt, device, out_dir, resume):
     """Train the ARMS detector on cached features with video-level labels only.
@@ -78,7 +80,7 @@ def train(cache_dir, labels_path, schedule, phases, iterations, loss, preset, ep
         labels = read_labels(labels_path, cache.video_ids())
         config = make_config(
             preset, schedule=schedule, phases=tuple(p.strip() for p in phases.split(",") if p.strip()), iterations=iterations,
-            loss=loss, epochs=epochs, lr=lr, weight_decay=weight_decay, batch_videos=batch_videos, lambda_small=lambda_small,
+            loss=loss, epochs=epochs, min_steps=min_steps, crop_bags=crop_bags, lr=lr, weight_decay=weight_decay, batch_videos=batch_videos, lambda_small=lambda_small,
             lambda_large=lambda_large, lambda_fixed=lambda_fixed, lambda_max=lambda_max, beta=beta, topk=topk, dropout=dropout, hidden_dim=hidden_dim,
             attention=False if no_attention else None, seed=seed,
             device=resolve_device(device),
@@ -194,7 +196,8 @@ def _run(config, cache, cache_config, labels, evaluation, training_gt, out, hist
         summary = f"iteration {result.iteration} ({result.phase}): loss {metrics['loss']:.4f}, lambda mean {metrics['lambda']['mean']:.3f} " \
                   f"(guard fired {metrics['lambda']['guard_fired']}), abnormal within-video std {metrics['train_monitors']['abnormal_within_video_std']:.3f}"
         if evaluation is not None and metrics["eval"]["auc"] is not None:
-            summary += f", AUC {metrics['eval']['auc']:.4f}, AP {metrics['eval']['ap']:.4f}"
+            e = metrics["eval"]
+            summary += f", AUC {e['auc']:.4f}, AP {e['ap']:.4f}, AUC_A {fmt_optional(e['auc_abnormal'])}, spread {fmt_optional(e['spread_abnormal'])}"
         log.info("%s", summary)
 
     final = run_training(config, data, on_iteration=on_iteration, resume=resume_state, progress=progress, train_gt=training_gt)
@@ -213,4 +216,5 @@ def _evaluate(model, evaluation, progress: bool) -> dict:
     raw = score_cache(model, eval_cache, order, progress=progress)
     corrected = evaluate_scores(raw, counts, gt, order, correction=True)
     uncorrected = evaluate_scores(raw, counts, gt, order, correction=False)
-    return {**corrected, "uncorrected": {k: uncorrected[k] for k in ("auc", "ap", "ap_trapezoid", "score_gap", "monitors")}}
+    keys = ("auc", "ap", "ap_trapezoid", "score_gap", "auc_abnormal", "ap_abnormal", "spread_abnormal", "false_alarm_rate", "monitors")
+    return {**corrected, "uncorrected": {k: uncorrected[k] for k in keys}}

@@ -52,3 +52,8 @@ def progress_disabled() -> bool:
     """Progress bars go to stderr, and not at all with --quiet."""
     ctx = click.get_current_context(silent=True)
     return bool(ctx and ctx.meta.get("vad.quiet"))
+
+
+def fmt_optional(value: float | None, digits: int = 4) -> str:
+    """A metric that may be undefined (None: e.g. AUC without both classes) as text."""
+    return "n/a" if value is None else f"{value:.{digits}f}"

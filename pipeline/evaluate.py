@@ -7,19 +7,21 @@ scored with scikit-learn.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
 from tqdm import tqdm
 
-from vad.extract.cache import FeatureCache
+from vad.extract.cache import FeatureCache, atomic_write_bytes
 from vad.models.correction import correct_scores
 from vad.models.detector import ARMSDetector
 from vad.models.inference import score_video
 
 CLIP_LEN = 16
 HARD_BINS = (("[0,0.4]", 0.0, 0.4), ("(0.4,0.8]", 0.4, 0.8), ("(0.8,1]", 0.8, 1.0))
+ALARM_THRESHOLD = 0.5  # a frame above it counts as an alarm in false_alarm_rate
 
 
 def frame_scores(snippet_scores: np.ndarray, n_frames: int) -> np.ndarray:
@@ -67,6 +69,30 @@ def frame_metrics(scores: np.ndarray, labels: np.ndarray) -> dict:
     return result
 
 
+def localisation_metrics(abnormal: Sequence[tuple[np.ndarray, np.ndarray]], normal: Sequence[np.ndarray]) -> dict:
+    """The figures that see a flat curve, which frame AUC over all videos cannot.
+
+    abnormal: (frame scores, frame labels) of each abnormal test video; normal: frame scores of
+    each normal test video.
+    - auc_abnormal / ap_abnormal: ROC-AUC and AP over the frames of abnormal videos only (AUC_A
+      in the literature): a detector that only recognises abnormal videos scores 0.5 here.
+    - spread_abnormal: mean over abnormal videos of the standard deviation of their frame scores
+      (0 for a flat curve).
+    - false_alarm_rate: share of the frames of normal videos scoring above 0.5.
+    """
+    result = {"auc_abnormal": None, "ap_abnormal": None, "spread_abnormal": None, "false_alarm_rate": None}
+    if abnormal:
+        scores = np.concatenate([s for s, _ in abnormal])
+        labels = np.concatenate([y for _, y in abnormal])
+        if 0 < labels.sum() < labels.size:
+            result["auc_abnormal"] = float(roc_auc_score(labels, scores))
+            result["ap_abnormal"] = float(average_precision_score(labels, scores))
+        result["spread_abnormal"] = float(np.mean([s.std() for s, _ in abnormal]))
+    if normal:
+        result["false_alarm_rate"] = float((np.concatenate(normal) > ALARM_THRESHOLD).mean())
+    return result
+
+
 def evaluate(
     snippet_scores: Mapping[str, np.ndarray],
     n_frames: Mapping[str, int],
@@ -75,24 +101,25 @@ def evaluate(
 ) -> dict:
     """Concatenate the videos of `order` and compute every frame-level figure."""
     all_scores, all_labels = [], []
-    within_std, abnormal_video_frames = [], []
+    abnormal_videos, normal_videos = [], []
     for video_id in order:
         scores = frame_scores(snippet_scores[video_id], n_frames[video_id])
         labels = frame_labels(gt.get(video_id, ()), n_frames[video_id])
         all_scores.append(scores)
         all_labels.append(labels)
         if labels.any():
-            within_std.append(scores.std())
-            abnormal_video_frames.append(scores)
+            abnormal_videos.append((scores, labels))
+        else:
+            normal_videos.append(scores)
     scores = np.concatenate(all_scores) if all_scores else np.empty(0)
     labels = np.concatenate(all_labels) if all_labels else np.empty(0, dtype=np.uint8)
     result = frame_metrics(scores, labels)
     result.update(n_videos=len(order), n_frames=int(labels.size), n_abnormal_frames=int(labels.sum()))
+    result.update(localisation_metrics(abnormal_videos, normal_videos))
     result["hard_anomaly_bins"] = hard_anomaly_bins(scores, labels)
-    # METHOD.md §10: a flat detector shows abnormal videos raised as a whole.
+    # A flat detector shows abnormal videos raised as a whole.
     result["monitors"] = {
-        "abnormal_within_video_std": float(np.mean(within_std)) if within_std else None,
-        "abnormal_video_share_above_0.5": float((np.concatenate(abnormal_video_frames) > 0.5).mean()) if abnormal_video_frames else None,
+        "abnormal_video_share_above_0.5": float((np.concatenate([s for s, _ in abnormal_videos]) > 0.5).mean()) if abnormal_videos else None,
         "abnormal_frame_share_above_0.5": float((scores[labels == 1] > 0.5).mean()) if labels.any() else None,
         "normal_frame_share_above_0.5": float((scores[labels == 0] > 0.5).mean()) if (labels == 0).any() else None,
     }
@@ -117,9 +144,30 @@ def score_cache(model: ARMSDetector, cache: FeatureCache, video_ids: Sequence[st
     }
 
 
+def write_frame_scores(directory: Path, scores: Mapping[str, np.ndarray], n_frames: Mapping[str, int]) -> list[Path]:
+    """DIR/<video_id>.csv with `frame,score` per video (ids with folders get the same folders)."""
+    root = directory.resolve()
+    written = []
+    for video_id, snippet in scores.items():
+        path = (root / f"{video_id}.csv").resolve()
+        if root not in path.parents:
+            raise ValueError(f"video id {video_id!r} would be written outside {directory}")
+        frames = frame_scores(snippet, n_frames[video_id])
+        text = "frame,score\n" + "".join(f"{i},{v:.6f}\n" for i, v in enumerate(frames))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, text.encode())
+        written.append(path)
+    return written
+
+
+def final_scores(raw_scores: Mapping[str, np.ndarray], correction: bool = True) -> dict[str, np.ndarray]:
+    """Snippet scores as reported: corrected (docs/method.md, "Score correction") unless switched off."""
+    return {v: correct_scores(s) for v, s in raw_scores.items()} if correction else dict(raw_scores)
+
+
 def evaluate_scores(raw_scores: Mapping[str, np.ndarray], n_frames: Mapping[str, int], gt, order, correction: bool = True) -> dict:
-    """evaluate() on raw or corrected (METHOD.md §7) snippet scores."""
-    scores = {v: correct_scores(s) for v, s in raw_scores.items()} if correction else raw_scores
+    """evaluate() on raw or corrected snippet scores."""
+    scores = final_scores(raw_scores, correction)
     result = evaluate(scores, n_frames, gt, order)
     result["correction"] = correction
     return result

@@ -49,7 +49,7 @@ def world(tmp_path_factory):
 
 def train_args(world, out, *extra):
     return ["train", "--cache", world / "cache", "--labels", world / "train.csv", "--eval-labels", world / "test.csv",
-            "--gt", world / "gt.csv", "--epochs", 2, "--batch-videos", 4, "--lr", 1e-3, "--iterations", 3,
+            "--gt", world / "gt.csv", "--epochs", 2, "--min-steps", 0, "--batch-videos", 4, "--lr", 1e-3, "--iterations", 3,
             "--device", "cpu", "--train-gt", world / "train_gt.csv", "--out", out, "-q", *extra]
 
 
@@ -75,7 +75,8 @@ def test_train_writes_model_checkpoints_metrics_log(run):
     assert {"loss", "loss_curve", "lambda", "pseudo_labels", "train_monitors", "eval"} <= set(last)
     assert {"mean", "std", "min", "max", "guard_fired"} <= set(last["lambda"])
     assert 0 <= last["eval"]["auc"] <= 1 and last["eval"]["n_videos"] == 8
-    assert {"abnormal_within_video_std", "abnormal_video_share_above_0.5"} <= set(last["eval"]["monitors"])
+    assert {"auc_abnormal", "ap_abnormal", "spread_abnormal", "false_alarm_rate"} <= set(last["eval"])
+    assert "abnormal_video_share_above_0.5" in last["eval"]["monitors"]
     assert "iteration 3 (as)" in (out / "train.log").read_text()
     precision = last["pseudo_label_precision"]
     assert precision["videos"] == 6 and 0 <= precision["precision"] <= 1
@@ -119,7 +120,7 @@ def test_resume_reproduces_the_last_iteration(world, run):
 
 def test_traditional_baseline_runs(world, tmp_path):
     result = vad("train", "--cache", world / "cache", "--labels", world / "train.csv", "--schedule", "traditional",
-                 "--loss", "ms-topk", "--iterations", 2, "--epochs", 1, "--batch-videos", 4, "--out", tmp_path / "t", "-q")
+                 "--loss", "ms-topk", "--iterations", 2, "--epochs", 1, "--min-steps", 0, "--batch-videos", 4, "--out", tmp_path / "t", "-q")
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
     assert [m["phase"] for m in metrics["iterations"]] == ["traditional", "traditional"]

@@ -24,7 +24,47 @@ def test_shapes_range_and_gradients(feature_dim, length):
     assert torch.isfinite(scores).all() and (scores >= 0).all() and (scores <= 1).all()
     scores.mean().backward()
     missing = [name for name, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
-    assert not missing
+    # The closed gate passes no gradient to the attention branch, only to itself.
+    assert missing == ["attention.in_proj_weight", "attention.in_proj_bias", "attention.out_proj.weight", "attention.out_proj.bias"]
+    assert torch.any(model.gate.weight.grad != 0)
+    model.zero_grad()
+    with torch.no_grad():
+        model.gate.weight.fill_(1.0)
+    model(torch.randn(3, length, feature_dim)).mean().backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    # Open, it reaches everything (the output projection's bias only by rounding: the
+    # BatchNorm's mean subtraction cancels it, as the bias of the convolution before RTFM's).
+    assert not set(missing) - {"attention.out_proj.bias"}
+
+
+def test_gate_starts_closed_so_the_detector_equals_its_per_snippet_path():
+    torch.manual_seed(0)
+    gated = build_detector(feature_dim=16, hidden_dim=32).eval()
+    plain = build_detector(feature_dim=16, hidden_dim=32, attention=False).eval()
+    plain.load_state_dict({k: v for k, v in gated.state_dict().items() if k in plain.state_dict()})
+    assert torch.count_nonzero(gated.gate.weight) == 0 and torch.count_nonzero(gated.gate.bias) == 0
+    x = torch.randn(2, 12, 16)
+    assert torch.equal(gated(x), plain(x))
+    gated.train()
+    torch.manual_seed(1)
+    in_training = gated(x)
+    torch.manual_seed(1)
+    plain.train()
+    assert torch.equal(in_training, plain(x))  # in training mode too (batch statistics)
+    with torch.no_grad():
+        gated.gate.weight.fill_(1.0)
+    assert not torch.allclose(gated.eval()(x), plain(x))
+
+
+def test_xavier_initialisation_with_zero_biases():
+    torch.manual_seed(0)
+    model = build_detector(feature_dim=64, hidden_dim=32)
+    bound = (6 / (64 * 3 + 32 * 3)) ** 0.5  # xavier_uniform on Conv1d(64 -> 32, k=3)
+    assert model.conv.weight.abs().max() <= bound and model.conv.weight.abs().max() > 0.9 * bound
+    bound = (6 / (32 + 32)) ** 0.5
+    assert model.fc1.weight.abs().max() <= bound and model.fc1.weight.abs().max() > 0.8 * bound
+    for bias in (model.conv.bias, model.fc1.bias, model.fc2.bias, model.attention.out_proj.bias):
+        assert torch.count_nonzero(bias) == 0
 
 
 def test_eval_mode_is_deterministic_and_bags_are_independent():
@@ -62,7 +102,7 @@ def test_foreign_model_file_is_refused(tmp_path):
 def test_config_round_trip():
     config = DetectorConfig(feature_dim=10, dropout=0.1)
     assert DetectorConfig.from_dict(config.to_dict()) == config
-    assert isinstance(ARMSDetector(config).norm, torch.nn.LayerNorm)
+    assert isinstance(ARMSDetector(config).gate, torch.nn.BatchNorm1d)
 
 
 def test_detector_without_attention_scores_each_snippet_from_its_neighbours():

@@ -130,7 +130,7 @@ def tiny_training_set(root: Path) -> tuple[Path, Path]:
 
 def test_train_killed_mid_iteration_resumes_to_the_same_model(tmp_path):
     cache_dir, labels = tiny_training_set(tmp_path)
-    args = ["train", "--cache", cache_dir, "--labels", labels, "--epochs", 2, "--batch-videos", 2, "--iterations", 3,
+    args = ["train", "--cache", cache_dir, "--labels", labels, "--epochs", 2, "--min-steps", 0, "--batch-videos", 2, "--iterations", 3,
             "--hidden-dim", 16, "--lr", 1e-3, "--device", "cpu", "-q", "--out"]
     straight = CliRunner().invoke(main, [str(a) for a in [*args, tmp_path / "straight"]])
     assert straight.exit_code == 0, straight.output

@@ -100,7 +100,7 @@ def test_corrupt_features_detected_and_reported(tiny_cache, tmp_path, damage):
     with pytest.raises(CacheError, match=r"v1\.npy: (corrupt feature file|expected float32 \[T, C, D\])"):
         tiny_cache.load("v1")
     result = vad("train", "--cache", tiny_cache.root, "--labels", tmp_path / "labels.csv", "--out", tmp_path / "run",
-                 "--device", "cpu", "--epochs", 1, "--phases", "bst", "--iterations", 1, "--hidden-dim", 16, "-q")
+                 "--device", "cpu", "--epochs", 1, "--min-steps", 0, "--phases", "bst", "--iterations", 1, "--hidden-dim", 16, "-q")
     assert result.exit_code in (1, 2) and "v1.npy" in result.stderr.strip().splitlines()[-1]
 
 

@@ -69,7 +69,7 @@ def test_reproduce_sh_end_to_end(release, capsys):
     started = time.perf_counter()
     reproduce.main(["sh", "--features", str(release["train"]), "--test-features", str(release["test"]),
                     "--train-list", str(root / "train.list"), "--test-list", str(root / "test.list"), "--gt", str(root / "gt-sh.npy"),
-                    "--work", str(root / "work"), "--sh-train-abnormal", "2", "--epochs", "1", "--iterations", "3",
+                    "--work", str(root / "work"), "--sh-train-abnormal", "2", "--epochs", "1", "--min-steps", "0", "--iterations", "3",
                     "--batch-videos", "2", "--device", "cpu", "--json", str(root / "rows.json")])
     out = capsys.readouterr().out
     work = root / "work" / "sh"

@@ -134,7 +134,7 @@ def tiny_set(seed: int = 0, n: int = 6, dim: int = 8, crops: int = 2) -> Trainin
 
 
 def _train_once(**overrides):
-    config = make_config(**{"epochs": 2, "batch_videos": 4, "lr": 1e-3, "iterations": 3, "seed": 7, **overrides})
+    config = make_config(**{"epochs": 2, "min_steps": 0, "batch_videos": 4, "lr": 1e-3, "iterations": 3, "seed": 7, **overrides})
     seen = []
     result = train(config, tiny_set(), on_iteration=seen.append, progress=False)
     return result, seen
@@ -152,7 +152,7 @@ def test_training_is_repeatable_on_cpu_and_reinitialises():
     assert metrics["pseudo_labels"] == {"abnormal_videos_1": 48, "abnormal_videos_0": 48, "unlabelled": 96, "normal_videos_0": 192}
     assert metrics["pseudo_labels_used"] and not seen[0].metrics["pseudo_labels_used"]
     assert seen[0].ratios.tolist() == [0.1] * 6 and seen[1].ratios.tolist() == [0.4] * 6
-    assert set(metrics["train_monitors"]) == {"abnormal_video_mean", "normal_video_mean", "abnormal_within_video_std", "abnormal_share_above_0.5"}
+    assert set(metrics["train_monitors"]) == {"abnormal_video_mean", "normal_video_mean", "abnormal_within_video_std", "normal_within_video_std", "abnormal_share_above_0.5"}
 
 
 @pytest.mark.parametrize("loss", ["ms-top1", "ms-topk", "ar"])
