@@ -1,9 +1,14 @@
 """model.pt: a state_dict plus plain-data configuration, loadable with weights_only=True.
 
-    {"format": 1, "kind": "vad-arms-detector", "detector": DetectorConfig as dict,
+    {"format": 2, "kind": "vad-arms-detector", "detector": DetectorConfig as dict,
      "state_dict": {...}, "feature": {"backbone", "feature_dim", "crops", ...from cache.json},
+     "provenance": {"backbone", "train_videos": {"normal", "abnormal", "total"}, "cache",
+                    "command", "generated_footage", "created", "vad_version"},
      "train": TrainConfig as dict, "iteration": k, "phase": name,
      "ratios": {abnormal video id: lambda used in this iteration}}
+
+Format 2 is the detector with the gated attention branch; format 1 files (a LayerNorm block)
+cannot be loaded into it and are refused with a message saying to retrain.
 """
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ import torch
 from vad.extract.cache import atomic_write
 from vad.models.detector import ARMSDetector, DetectorConfig
 
-MODEL_FORMAT = 1
+MODEL_FORMAT = 2
 MODEL_KIND = "vad-arms-detector"
 
 
@@ -46,6 +51,9 @@ def read_model_file(path: str | os.PathLike) -> dict:
         raise ModelFileError(f"{path}: not a loadable model file ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
     if not isinstance(payload, dict) or payload.get("kind") != MODEL_KIND:
         raise ModelFileError(f"{path}: not a vad detector file (no kind {MODEL_KIND!r})")
+    if payload.get("format") == 1:
+        raise ModelFileError(f"{path}: written by an earlier vad (model format 1, whose detector had no attention gate); "
+                             f"retrain it with `vad train`, or rerun `vad demo` for the demo model")
     if payload.get("format") != MODEL_FORMAT:
         raise ModelFileError(f"{path}: unsupported model format {payload.get('format')!r} (expected {MODEL_FORMAT})")
     return payload

@@ -56,12 +56,12 @@ class TrainConfig:
     lambda_small: float = 0.1  # bootstrapping ratio
     lambda_large: float = 0.4  # hard-anomaly-mining ratio
     lambda_fixed: float | None = None  # lambda of the traditional schedule with --loss ar; None: lambda_small
-    lambda_max: float = 1.0  # cap on adaptive ratios; 1.0 = none, as the paper (a flat model drives eq. 6 to 1, METHOD §10)
+    lambda_max: float = 1.0  # cap on adaptive ratios; 1.0 = none, as the paper (a flat model drives eq. 6 to 1)
     beta: float = 0.5  # weight of the pseudo-label BCE (eq. 5)
     segments: int = N_SEGMENTS  # pooled segments per training bag (RTFM)
     dropout: float = 0.7  # detector dropout (see models/detector.py)
     hidden_dim: int = 1024  # detector width (Fig. 5: 1024); smaller is much faster on CPU
-    attention: bool = True  # the self-attention block of Fig. 5; False = conv + MLP (METHOD §10 diagnosis)
+    attention: bool = True  # the gated self-attention block of Fig. 5; False = conv + MLP
     seed: int = 0  # seeds initialisation, dropout and sampling of every iteration
     device: str = "cpu"  # torch device of training
 
@@ -163,7 +163,7 @@ class TrainingSet:
 
 
 def load_training_set(cache: FeatureCache, labels: dict[str, int], segments: int = N_SEGMENTS, progress: bool = True) -> TrainingSet:
-    """Pool every labelled video of the cache to [C, segments, D] (METHOD.md §4)."""
+    """Pool every labelled video of the cache to [C, segments, D] (RTFM's 32 segments)."""
     pooled: dict[int, list[np.ndarray]] = {0: [], 1: []}
     ids: dict[int, list[str]] = {0: [], 1: []}
     n_snippets, n_frames = {}, {}
@@ -340,7 +340,7 @@ def _fit(model, normal, abnormal, ratios, labels, loss_name, config: TrainConfig
         if len(total) == block or step == steps - 1:
             losses.append(sum(total) / len(total))
             total = []
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
     return losses
 
 
@@ -363,8 +363,8 @@ def _ratio_runaway(update: RatioUpdate, phase: str, lambda_max: float) -> bool:
     if phase != "as" or mean <= RATIO_RUNAWAY:
         return False
     if lambda_max >= 1.0:
-        log.warning("adaptive ratios run away (mean lambda %.2f > %.1f): abnormal videos score high as a whole "
-                    "(METHOD.md §10); consider --lambda-max 0.5 or --no-attention (see bench/RESULTS.md)", mean, RATIO_RUNAWAY)
+        log.warning("adaptive ratios run away (mean lambda %.2f > %.1f): abnormal videos score high as a whole, "
+                    "so eq. 6 counts most of their snippets as abnormal; consider --lambda-max 0.5 (bench/RESULTS.md)", mean, RATIO_RUNAWAY)
     return True
 
 
@@ -408,7 +408,7 @@ def _label_counts(pseudo: np.ndarray, normal_shape: tuple) -> dict:
 
 
 def _monitors(abnormal_scores: np.ndarray, normal_scores: np.ndarray) -> dict:
-    """METHOD.md §10: a flat model raises whole abnormal videos; watch the spread inside them."""
+    """A flat model raises whole abnormal videos; watch the spread inside them."""
     return {
         "abnormal_video_mean": float(abnormal_scores.mean()),
         "normal_video_mean": float(normal_scores.mean()),

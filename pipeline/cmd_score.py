@@ -48,6 +48,7 @@ def check_videos(videos: list[Path], out: Path | None, plot: Path | None) -> Non
 @click.option("--format", "output_format", type=click.Choice(["csv", "json"]), default="csv", show_default=True, help="csv: `frame,time_s,score`, one row per decoded frame. json: per-frame and per-snippet scores, fps, n_frames, video_score (mean of the top-k raw snippet scores, k = floor(T/16)+1, as in the score correction) and the abnormal intervals.")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None, help="List the abnormal intervals: runs of frames scoring above T (start/end frame, end exclusive, and times). On stderr in csv mode, in the record in json mode. Default: no intervals.")
 @click.option("--plot", default=None, metavar="PATH", help="Draw the curve with threshold, intervals and thumbnails of peaks and calm moments: PATH.png for one video, or a folder that gets <stem>.png per video. Default: no plot.")
+@click.option("--gt", "gt_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Ground truth CSV `video,start_frame,end_frame` (end exclusive) to draw on the plots; a row's video id matches a file by its last path parts without the suffix (`abnormal/fight_002` matches `clips/abnormal/fight_002.mp4`).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Write OUT/<stem>.csv (or .json) per video instead of stdout; needed for several videos. A video that fails is reported and the others go on (exit 1 at the end).")
 @click.option("--no-correction", is_flag=True, help="Raw detector scores, without the score correction of METHOD.md §7 (on by default).")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
@@ -56,7 +57,7 @@ def check_videos(videos: list[Path], out: Path | None, plot: Path | None) -> Non
 @click.option("--allow-unverified-weights", is_flag=True, help="Accept backbone weights whose sha256 differs from the one the model file records (and from the manifest).")
 @click.option("--decoder", type=click.Choice(["auto", "decord", "pyav"]), default="auto", show_default=True, help="auto: PyAV (the faster one), falling back to decord per video.")
 @verbosity
-def score(videos, model_path, output_format, threshold, plot, out_dir, no_correction, device, batch_size, weights, allow_unverified_weights, decoder):
+def score(videos, model_path, output_format, threshold, plot, gt_path, out_dir, no_correction, device, batch_size, weights, allow_unverified_weights, decoder):
     """Score raw videos with a trained detector: one anomaly score per frame.
 
     The backbone, crops and preprocessing come from the model file; a video is decoded,
@@ -72,7 +73,8 @@ def score(videos, model_path, output_format, threshold, plot, out_dir, no_correc
     not fit its backbone weights.
     """
     from vad.models.io import ModelFileError
-    from vad.pipeline.score import ScoreConfig, ScoreInputError, default_model_path, load_scorer
+    from vad.pipeline.score import ScoreConfig, ScoreInputError, default_model_path, generated_footage_warning, load_scorer
+    from vad.pipeline.tables import TableError, read_gt
     from vad.weights import WeightsError
 
     videos = list(videos)
@@ -82,15 +84,18 @@ def score(videos, model_path, output_format, threshold, plot, out_dir, no_correc
         model = model_path if model_path is not None else default_model_path()
         config = ScoreConfig(model=model, weights=weights, allow_unverified_weights=allow_unverified_weights,
                              correction=not no_correction, device=device, batch_size=batch_size, decoder=decoder, threshold=threshold)
+        gt = read_gt(gt_path) if gt_path is not None else {}
         scorer = load_scorer(config)
-    except (ScoreInputError, ModelFileError, WeightsError, ValueError) as exc:
+    except (ScoreInputError, ModelFileError, WeightsError, TableError, ValueError) as exc:
         raise BadInput(str(exc)) from None
+    if scorer.trained_on_generated_footage():
+        click.echo(generated_footage_warning(scorer), err=True)
 
     started = time.perf_counter()
     scored, failed = [], []
     for video in videos:
         try:
-            written = _score_one(scorer, video, output_format, out_dir, target)
+            written = _score_one(scorer, video, output_format, out_dir, target, gt)
         except Exception as exc:  # one broken video must not stop the others
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             log.error("vad: %s", message if str(video) in message else f"{video}: {message}")
@@ -104,10 +109,10 @@ def score(videos, model_path, output_format, threshold, plot, out_dir, no_correc
         raise RuntimeFailure(f"{len(failed)} of {len(videos)} video(s) could not be scored: {', '.join(f['video'] for f in failed)}")
 
 
-def _score_one(scorer, video: Path, output_format: str, out_dir: Path | None, target: Path | None) -> dict:
+def _score_one(scorer, video: Path, output_format: str, out_dir: Path | None, target: Path | None, gt: dict) -> dict:
     """Score, write the curve (stdout or OUT/<stem>.<format>) and the plot; returns what was written."""
     from vad.extract.cache import atomic_write_bytes
-    from vad.pipeline.score import as_json, describe_intervals, plot_scores, score_file, write_csv
+    from vad.pipeline.score import as_json, describe_intervals, gt_for_video, plot_scores, score_file, write_csv
 
     result = score_file(scorer, video, progress=not progress_disabled())
     log.info("%s: %d frames at %.3f fps, video score %.3f%s", video, result.n_frames, result.fps, result.video_score,
@@ -130,5 +135,5 @@ def _score_one(scorer, video: Path, output_format: str, out_dir: Path | None, ta
         atomic_write_bytes(path, text.encode())
         written["scores"] = str(path)
     if target is not None:
-        written["plot"] = str(plot_scores(result, scorer, plot_path(target, video)))
+        written["plot"] = str(plot_scores(result, scorer, plot_path(target, video), gt_for_video(gt, video)))
     return written

@@ -4,6 +4,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -58,11 +60,12 @@ def resolve_device(device: str) -> str:
 @click.option("--train-gt", type=click.Path(dir_okay=False), default=None, help="Frame GT of training videos (e.g. ShanghaiTech): adds pseudo-label precision (Table VI) to metrics.json.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Output folder. Default: runs/<timestamp>.")
+@click.option("--generated-footage", is_flag=True, hidden=True, help="Record that the training videos are generated (set by `vad demo`): `vad score` then warns.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out after its last finished iteration (same settings required).")
 @verbosity
 def train(cache_dir, labels_path, schedule, phases, iterations, loss, preset, epochs, min_steps, crop_bags, lr, weight_decay, batch_videos,
           lambda_small, lambda_large, lambda_fixed, lambda_max, beta, topk, dropout, hidden_dim, no_attention, seed, eval_labels, gt_path, eval_cache,
-          train_gt, device, out_dir, resume):
+          train_gt, device, out_dir, generated_footage, resume):
     """Train the ARMS detector on cached features with video-level labels only.
 
     Writes OUT/model.pt (final model), OUT/iter_<k>.pt (one per iteration), OUT/metrics.json
@@ -101,7 +104,8 @@ def train(cache_dir, labels_path, schedule, phases, iterations, loss, preset, ep
     out.mkdir(parents=True, exist_ok=True)
     with _log_file(out / "train.log"):
         try:
-            return _run(config, cache, cache_config, labels, evaluation, training_gt, out, history, resume_state, load_training_set)
+            return _run(config, cache, cache_config, labels, evaluation, training_gt, out, history, resume_state, load_training_set,
+                        generated_footage)
         except (CacheError, ModelFileError) as exc:
             raise RuntimeFailure(str(exc)) from None
 
@@ -169,7 +173,27 @@ def _resume(out: Path, config, load_model):
     return ResumeState(last, model, np.array(list(ratios.values()), dtype=np.float64)), history
 
 
-def _run(config, cache, cache_config, labels, evaluation, training_gt, out, history, resume_state, load_training_set):
+def provenance(cache, cache_config: dict, data, generated_footage: bool) -> dict:
+    """What a model file says about where it came from (shown by `vad score --format json`)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        vad_version = version("vad")
+    except PackageNotFoundError:
+        vad_version = None
+    return {
+        "backbone": cache_config.get("backbone"),
+        "train_videos": {"normal": len(data.normal_ids), "abnormal": len(data.abnormal_ids),
+                         "total": len(data.normal_ids) + len(data.abnormal_ids)},
+        "cache": str(Path(cache.root).resolve()),
+        "command": shlex.join(["vad", *sys.argv[1:]]),
+        "generated_footage": generated_footage,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "vad_version": vad_version,
+    }
+
+
+def _run(config, cache, cache_config, labels, evaluation, training_gt, out, history, resume_state, load_training_set, generated_footage):
     from vad.models.io import save_model
     from vad.models.trainer import train as run_training
     from vad.extract.cache import atomic_write_json
@@ -177,6 +201,7 @@ def _run(config, cache, cache_config, labels, evaluation, training_gt, out, hist
     progress = not progress_disabled()
     data = load_training_set(cache, labels, config.segments, progress=progress)
     feature = {k: v for k, v in cache_config.items() if k != "format"}
+    origin = provenance(cache, cache_config, data, generated_footage)
     log.info("training on %d normal + %d abnormal videos, %d crops, D=%d; plan %s; device %s",
              len(data.normal_ids), len(data.abnormal_ids), data.crops, data.feature_dim, ",".join(config.plan()), config.device)
     if resume_state is not None:
@@ -188,7 +213,7 @@ def _run(config, cache, cache_config, labels, evaluation, training_gt, out, hist
         metrics = dict(result.metrics)
         if evaluation is not None:
             metrics["eval"] = _evaluate(result.model, evaluation, progress)
-        info = {"feature": feature, "train": config.to_dict(), "iteration": result.iteration, "phase": result.phase,
+        info = {"feature": feature, "provenance": origin, "train": config.to_dict(), "iteration": result.iteration, "phase": result.phase,
                 "ratios": {v: float(r) for v, r in zip(data.abnormal_ids, result.ratios)}}
         save_model(out / f"iter_{result.iteration}.pt", result.model, **info)
         history.append(metrics)
@@ -201,7 +226,7 @@ def _run(config, cache, cache_config, labels, evaluation, training_gt, out, hist
         log.info("%s", summary)
 
     final = run_training(config, data, on_iteration=on_iteration, resume=resume_state, progress=progress, train_gt=training_gt)
-    save_model(out / "model.pt", final.model, feature=feature, train=config.to_dict(), iteration=final.iteration, phase=final.phase,
+    save_model(out / "model.pt", final.model, feature=feature, provenance=origin, train=config.to_dict(), iteration=final.iteration, phase=final.phase,
                ratios={v: float(r) for v, r in zip(data.abnormal_ids, final.ratios)})
     last = history[-1]
     click.echo(json.dumps({"out": str(out), "model": str(out / "model.pt"), "iterations": len(history),

@@ -97,7 +97,7 @@ def run_demo(config: DemoConfig) -> dict:
         "--train-gt", str(train.gt_csv), "--epochs", str(config.epochs), "--min-steps", str(config.min_steps), "--iterations", str(config.iterations),
         "--lr", str(config.lr), "--lambda-small", str(config.lambda_small), "--lambda-large", str(config.lambda_large),
         "--seed", str(config.seed), "--device", config.device, "--out", str(run_dir),
-        *([] if config.attention else ["--no-attention"]), *config.extra_flags,
+        *([] if config.attention else ["--no-attention"]), "--generated-footage", *config.extra_flags,
     ])
     mark = lap("train", mark)
 
@@ -117,7 +117,7 @@ def run_demo(config: DemoConfig) -> dict:
         name = clip.video.replace("/", "_")
         csv_path, png_path = out / "scores" / f"{name}.csv", out / "scores" / f"{name}.png"
         csv_path.parent.mkdir(parents=True, exist_ok=True)
-        csv_path.write_text(_run("score", [str(clip.path), "--model", str(run_dir / "model.pt"), "--plot", str(png_path), "--threshold", "0.5", "--device", config.device, *config.extra_flags]))
+        csv_path.write_text(_run("score", [str(clip.path), "--model", str(run_dir / "model.pt"), "--plot", str(png_path), "--gt", str(test.gt_csv), "--threshold", "0.5", "--device", config.device, *config.extra_flags]))
         scored.append({"video": clip.video, "kind": clip.kind, "gt": [list(i) for i in clip.gt], "csv": str(csv_path), "plot": str(png_path)})
     lap("score", mark)
 

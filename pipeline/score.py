@@ -89,6 +89,10 @@ class Scorer:
     backbone: torch.nn.Module
     plan: SnippetPlan
     device: torch.device
+    provenance: dict  # what the model was trained on (payload["provenance"]; empty for older files)
+
+    def trained_on_generated_footage(self) -> bool:
+        return bool(self.provenance.get("generated_footage"))
 
 
 def default_model_path() -> Path:
@@ -161,7 +165,25 @@ def load_scorer(config: ScoreConfig) -> Scorer:
     plan = SnippetPlan(crops=feature["crops"], jpeg_quality=spec.reference_jpeg_quality if profile == "reference" else None,
                        decoder=config.decoder, geometry=geometry, geometry_on_device=geometry_on_device("auto", device))
     log.debug("model %s: %s features, %d crop(s), profile %s, device %s", config.model, spec.name, plan.crops, profile, device)
-    return Scorer(config, detector, feature, spec, backbone, plan, device)
+    provenance = payload.get("provenance") if isinstance(payload.get("provenance"), dict) else {}
+    return Scorer(config, detector, feature, spec, backbone, plan, device, provenance)
+
+
+def generated_footage_warning(scorer: Scorer) -> str:
+    """The one line `vad score` prints for a model trained by `vad demo` on its generated clips."""
+    p = scorer.provenance
+    return (f"warning: {scorer.config.model} was trained by `vad demo` on generated cartoon footage "
+            f"({p.get('train_videos', {}).get('total', '?')} clips), not on real surveillance video: its scores on real footage "
+            f"mean little. Train on your own: `vad extract VIDEOS --cache CACHE`, then `vad train --cache CACHE --labels labels.csv "
+            f"--out run`, and score with `--model run/model.pt`")
+
+
+def gt_for_video(gt: dict[str, list[Interval]], video: Path) -> list[Interval]:
+    """The ground-truth intervals whose video id names this file: the id is the path's last parts
+    without the suffix (`abnormal/fight_002` matches `.../abnormal/fight_002.mp4`); the longest wins."""
+    parts = video.with_suffix("").parts
+    matches = [video_id for video_id in gt if tuple(Path(video_id).parts) == parts[-len(Path(video_id).parts):]]
+    return gt[max(matches, key=len)] if matches else []
 
 
 def score_file(scorer: Scorer, path: Path, progress: bool = False) -> VideoScores:
@@ -197,6 +219,7 @@ def as_json(result: VideoScores, scorer: Scorer) -> dict:
     return {
         "video": str(result.path),
         "model": str(config.model),
+        "provenance": scorer.provenance,
         "backbone": scorer.spec.name,
         "crops": scorer.plan.crops,
         "correction": config.correction,
@@ -241,8 +264,10 @@ def thumbnail_source(path: Path, decoder: str) -> Callable[[list[int]], list[np.
     return frames_at
 
 
-def plot_scores(result: VideoScores, scorer: Scorer, png: Path) -> Path:
+def plot_scores(result: VideoScores, scorer: Scorer, png: Path, gt_intervals: list[Interval] | None = None) -> Path:
     config = scorer.config
     title = f"{result.path.name}: {scorer.spec.name}, correction {'on' if config.correction else 'off'}, video score {result.video_score:.2f}"
-    return plot_curve(png, result.scores, result.fps, threshold=config.threshold, intervals=result.intervals,
+    if scorer.trained_on_generated_footage():
+        title += " (demo model)"
+    return plot_curve(png, result.scores, result.fps, threshold=config.threshold, intervals=result.intervals, gt_intervals=gt_intervals,
                       thumbnails=thumbnail_source(result.path, config.decoder), title=title)

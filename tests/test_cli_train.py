@@ -97,7 +97,57 @@ def test_eval_json_and_correction(world, run):
     raw = json.loads(vad(*common, "--no-correction").stdout)
     assert raw["correction"] is False and data["correction"] is True
     text = vad(*common[:-2])
-    assert "AUC" in text.stdout and "AP trapezoid" in text.stdout
+    assert "AUC" in text.stdout and "AP trapezoid" in text.stdout and "AUC_A" in text.stdout and "false alarms" in text.stdout
+
+
+def test_eval_localisation_keys_and_scores_out(world, run, tmp_path):
+    """AUC_A, AP_A, spread and false alarms equal a by-hand computation on the --scores-out files."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from vad.pipeline.evaluate import frame_labels
+    from vad.pipeline.tables import read_gt, read_labels
+
+    out, _ = run
+    result = vad("eval", "--model", out / "model.pt", "--cache", world / "cache", "--labels", world / "test.csv",
+                 "--gt", world / "gt.csv", "--device", "cpu", "--json", "--scores-out", tmp_path / "scores", "-q")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    labels, gt = read_labels(world / "test.csv"), read_gt(world / "gt.csv")
+    curves = {}
+    for video in labels:
+        lines = (tmp_path / "scores" / f"{video}.csv").read_text().splitlines()
+        assert lines[0] == "frame,score"
+        assert [int(line.split(",")[0]) for line in lines[1:]] == list(range(16 * FeatureCache(world / "cache").load(video).shape[0] - 5))
+        curves[video] = np.array([float(line.split(",")[1]) for line in lines[1:]])
+    abnormal = [v for v in labels if labels[v]]
+    scores = np.concatenate([curves[v] for v in abnormal])
+    truth = np.concatenate([frame_labels(gt[v], len(curves[v])) for v in abnormal])
+    assert data["auc_abnormal"] == pytest.approx(roc_auc_score(truth, scores), abs=1e-5)
+    assert data["ap_abnormal"] == pytest.approx(average_precision_score(truth, scores), abs=1e-4)
+    assert data["spread_abnormal"] == pytest.approx(np.mean([curves[v].std() for v in abnormal]), abs=1e-5)
+    normal = np.concatenate([curves[v] for v in labels if not labels[v]])
+    assert data["false_alarm_rate"] == pytest.approx((normal > 0.5).mean())
+
+
+def test_model_records_its_provenance(world, run):
+    out, _ = run
+    payload = torch.load(out / "model.pt", weights_only=True)
+    origin = payload["provenance"]
+    assert origin["train_videos"] == {"normal": 6, "abnormal": 6, "total": 12}
+    assert origin["backbone"] == "synthetic" and origin["cache"] == str((world / "cache").resolve())
+    assert origin["generated_footage"] is False and origin["command"].startswith("vad")
+    assert torch.load(out / "iter_1.pt", weights_only=True)["provenance"] == origin
+
+
+def test_metrics_log_steps_units_spread_lambda_and_gate(run):
+    out, _ = run
+    metrics = json.loads((out / "metrics.json").read_text())
+    for it in metrics["iterations"]:
+        assert it["steps"] == 2 * 2  # --epochs 2 x ceil(6 / 4) steps, above --min-steps 0
+        assert 0 < it["detector"]["active_units"] <= 1
+        assert it["detector"]["gate"]["weight_abs_mean"] > 0  # training opened the gate a little
+        assert it["train_monitors"]["abnormal_within_video_std"] >= 0
+        assert {"mean", "std", "min", "max", "guard_fired", "runaway"} <= set(it["lambda"])
 
 
 def test_resume_reproduces_the_last_iteration(world, run):

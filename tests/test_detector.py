@@ -116,4 +116,7 @@ def test_detector_without_attention_scores_each_snippet_from_its_neighbours():
     # The receptive field is 3 snippets: scores far from the change stay exactly the same.
     assert torch.equal(model(x)[0, :13], model(changed)[0, :13])
     with_attention = build_detector(feature_dim=16, hidden_dim=32).eval()
+    assert torch.equal(with_attention(x)[0, :13], with_attention(changed)[0, :13])  # the gate starts closed
+    with torch.no_grad():
+        with_attention.gate.weight.fill_(1.0)
     assert not torch.equal(with_attention(x)[0, :13], with_attention(changed)[0, :13])

@@ -73,3 +73,32 @@ def test_parity_with_rtfm_frame_arrays():
     assert ours["auc"] == roc_auc_score(gt_array, rtfm_pred)
     assert ours["ap"] == average_precision_score(gt_array, rtfm_pred)
     assert ours["ap_trapezoid"] == auc(recall, precision)
+
+
+def test_localisation_metrics_see_a_flat_curve():
+    from vad.pipeline.evaluate import localisation_metrics
+
+    labels = np.array([0, 0, 1, 1, 0, 0])
+    flat = localisation_metrics([(np.full(6, 0.8), labels)], [np.array([0.1, 0.6, 0.2, 0.3])])
+    assert flat["auc_abnormal"] == 0.5 and flat["spread_abnormal"] == pytest.approx(0.0, abs=1e-12)
+    assert flat["false_alarm_rate"] == 0.25
+    curve = np.array([0.1, 0.2, 0.9, 0.8, 0.3, 0.1])
+    good = localisation_metrics([(curve, labels)], [])
+    assert good["auc_abnormal"] == 1.0 and good["ap_abnormal"] == 1.0
+    assert good["spread_abnormal"] == pytest.approx(curve.std()) and good["false_alarm_rate"] is None
+    # frame AUC over all videos of the flat detector is high, as it tells the videos apart:
+    # the 6 frames of the normal video rank below every abnormal frame, the 4 others tie with them
+    both = frame_metrics(np.r_[np.full(6, 0.8), np.full(6, 0.1)], np.r_[labels, np.zeros(6, dtype=int)])
+    assert both["auc"] == pytest.approx((6 + 4 * 0.5) / 10)
+
+
+def test_frame_score_files_stay_inside_their_folder(tmp_path):
+    from vad.pipeline.evaluate import write_frame_scores
+
+    written = write_frame_scores(tmp_path / "out", {"cam/a": np.array([0.25, 0.5])}, {"cam/a": 20})
+    lines = written[0].read_text().splitlines()
+    assert written[0] == (tmp_path / "out/cam/a.csv").resolve() and lines[0] == "frame,score" and len(lines) == 21
+    assert lines[1] == "0,0.250000" and lines[-1] == "19,0.500000"
+    with pytest.raises(ValueError, match="outside"):
+        write_frame_scores(tmp_path / "out", {"../escape": np.array([0.5])}, {"../escape": 16})
+    assert not (tmp_path / "escape.csv").exists()

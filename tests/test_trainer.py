@@ -175,3 +175,32 @@ def test_width_and_attention_reach_the_detector_and_runaway_is_flagged(caplog):
     assert "--lambda-max" in caplog.text
     assert not _ratio_runaway(high, "ham", 1.0)
     assert not _ratio_runaway(RatioUpdate(np.full(4, 0.3), np.full(4, 0.3), 0), "as", 1.0)
+
+
+def test_steps_have_a_floor():
+    from vad.models.trainer import iteration_steps
+
+    config = make_config(epochs=2, batch_videos=4, min_steps=0)
+    assert iteration_steps(config, 6, 5) == 2 * 2  # two passes over 6 videos in batches of 4
+    assert iteration_steps(make_config(epochs=2, batch_videos=4, min_steps=50), 6, 5) == 50
+    assert iteration_steps(make_config(epochs=50, batch_videos=30), 800, 810) == 50 * 27  # UCF-Crime: above the floor
+
+
+def test_crop_bags_mean_averages_each_crop_score():
+    from vad.models.detector import build_detector
+    from vad.models.trainer import bag_scores
+
+    torch.manual_seed(0)
+    model = build_detector(feature_dim=8, hidden_dim=16).eval()
+    bags = torch.randn(3, 4, 32, 8)
+    each = bag_scores(model, bags, "each")
+    mean = bag_scores(model, bags, "mean")
+    assert each.shape == (12, 32) and mean.shape == (3, 32)
+    assert torch.allclose(mean, each.view(3, 4, 32).mean(dim=1))
+
+
+@pytest.mark.parametrize("crop_bags", ["mean", "each"])
+def test_training_with_either_crop_bags(crop_bags):
+    result, seen = _train_once(crop_bags=crop_bags, iterations=2, phases=("bst", "ham"))
+    assert [r.metrics["steps"] for r in seen] == [4, 4]
+    assert 0 < seen[-1].metrics["detector"]["active_units"] <= 1
