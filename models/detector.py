@@ -28,6 +28,9 @@ import torch
 from torch import nn
 
 
+INITS = ("xavier", "torch")
+
+
 @dataclass(frozen=True)
 class DetectorConfig:
     feature_dim: int = 2048  # D: input feature size, taken from the cache
@@ -37,6 +40,9 @@ class DetectorConfig:
     fc_dim: int = 32  # first fully connected layer (Sec. IV-B)
     dropout: float = 0.7  # see the module docstring
     attention_dropout: float = 0.0  # dropout on attention weights; none, as RTFM's non-local block
+    # Weights of the convolution and linear layers: xavier (RTFM's weight_init) or torch (PyTorch's
+    # default, kaiming-uniform with a = sqrt(5)). The gate starts closed either way.
+    init: str = "xavier"
     # False drops the self-attention block (conv -> MLP): every score then sees only its 3
     # neighbouring snippets, which cannot spread a video-level cue over the whole video.
     attention: bool = True
@@ -63,9 +69,12 @@ class ARMSDetector(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """RTFM's initialisation: xavier-uniform weights, zero biases; the attention gate closed."""
+        """RTFM's initialisation (xavier-uniform weights, zero biases) unless config.init is torch;
+        the attention gate closed."""
+        if self.config.init not in INITS:
+            raise ValueError(f"init {self.config.init!r}: choose from {', '.join(INITS)}")
         for module in self.modules():
-            if isinstance(module, (nn.Conv1d, nn.Linear)):
+            if self.config.init == "xavier" and isinstance(module, (nn.Conv1d, nn.Linear)):
                 nn.init.xavier_uniform_(module.weight)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
@@ -95,10 +104,12 @@ class ARMSDetector(nn.Module):
 
 
 def build_detector(*, feature_dim: int = 2048, hidden_dim: int = 1024, heads: int = 8, kernel_size: int = 3,
-                   fc_dim: int = 32, dropout: float = 0.7, attention_dropout: float = 0.0, attention: bool = True) -> ARMSDetector:
+                   fc_dim: int = 32, dropout: float = 0.7, attention_dropout: float = 0.0, attention: bool = True,
+                   init: str = "xavier") -> ARMSDetector:
     """The detector of Fig. 5 with every architectural choice as a keyword."""
     return ARMSDetector(DetectorConfig(feature_dim=feature_dim, hidden_dim=hidden_dim, heads=heads, kernel_size=kernel_size,
-                                       fc_dim=fc_dim, dropout=dropout, attention_dropout=attention_dropout, attention=attention))
+                                       fc_dim=fc_dim, dropout=dropout, attention_dropout=attention_dropout, attention=attention,
+                                       init=init))
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from vad.extract.cache import FeatureCache
-from vad.models.detector import ARMSDetector, DetectorConfig
+from vad.models.detector import INITS, ARMSDetector, DetectorConfig
 from vad.models.inference import score_bags
 from vad.models.losses import ar_mil_loss, ms_mil_top1_loss, ms_mil_topk_loss, phase_loss
 from vad.models.phases import PhaseContext, get_phase
@@ -62,6 +62,7 @@ class TrainConfig:
     dropout: float = 0.7  # detector dropout (see models/detector.py)
     hidden_dim: int = 1024  # detector width (Fig. 5: 1024); smaller is much faster on CPU
     attention: bool = True  # the gated self-attention block of Fig. 5; False = conv + MLP
+    init: str = "xavier"  # detector weights: xavier (RTFM) or torch (PyTorch's default; see models/detector.py)
     seed: int = 0  # seeds initialisation, dropout and sampling of every iteration
     device: str = "cpu"  # torch device of training
 
@@ -95,6 +96,8 @@ class TrainConfig:
             raise ValueError("lambda_max must be in (0, 1]")
         if self.attention and self.hidden_dim % 8:
             raise ValueError("hidden_dim must be a multiple of the 8 attention heads")
+        if self.init not in INITS:
+            raise ValueError(f"init {self.init!r}: choose from {', '.join(INITS)}")
         if self.crop_bags not in CROP_BAGS:
             raise ValueError(f"crop_bags {self.crop_bags!r}: choose from {', '.join(CROP_BAGS)}")
         if self.min_steps < 0:
@@ -222,7 +225,7 @@ class ResumeState:
 
 def build_model(config: TrainConfig, feature_dim: int) -> ARMSDetector:
     return ARMSDetector(DetectorConfig(feature_dim=feature_dim, hidden_dim=config.hidden_dim, dropout=config.dropout,
-                                       attention=config.attention))
+                                       attention=config.attention, init=config.init))
 
 
 def crop_average_scores(model: ARMSDetector, bags: torch.Tensor) -> np.ndarray:

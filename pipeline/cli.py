@@ -19,7 +19,15 @@ COMMANDS = {
 }
 
 
+COMMAND_LINE = "vad.command_line"  # key of click's shared context meta
+
+
 class LazyGroup(click.Group):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # The command line as typed, for the provenance that model files record.
+        ctx.meta[COMMAND_LINE] = ["vad", *args]
+        return super().parse_args(ctx, args)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 

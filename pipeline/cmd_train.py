@@ -53,6 +53,7 @@ def resolve_device(device: str) -> str:
 @click.option("--dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=None, help="Detector dropout. Default: 0.7.")
 @click.option("--hidden-dim", type=click.IntRange(min=8), default=None, help="Detector width (Fig. 5: 1024). Default: 1024; smaller trains much faster on CPU.")
 @click.option("--no-attention", "no_attention", is_flag=True, help="Drop the self-attention block (conv + MLP): scores cannot be lifted video-wide (METHOD.md §10, bench/RESULTS.md).")
+@click.option("--init", type=click.Choice(["xavier", "torch"]), default=None, help="Detector weights at the start of each iteration: xavier (RTFM's) or torch (PyTorch's default, smaller); the attention gate starts closed either way. Default: xavier.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds initialisation, dropout and sampling: a CPU run repeats exactly.")
 @click.option("--eval-labels", type=click.Path(dir_okay=False), default=None, help="Test labels CSV: evaluate after every iteration (needs --gt; features from --eval-cache).")
 @click.option("--gt", "gt_path", type=click.Path(dir_okay=False), default=None, help="Test ground truth CSV `video,start_frame,end_frame` (end exclusive).")
@@ -64,7 +65,7 @@ def resolve_device(device: str) -> str:
 @click.option("--resume", is_flag=True, help="Continue the run in --out after its last finished iteration (same settings required).")
 @verbosity
 def train(cache_dir, labels_path, schedule, phases, iterations, loss, preset, epochs, min_steps, crop_bags, lr, weight_decay, batch_videos,
-          lambda_small, lambda_large, lambda_fixed, lambda_max, beta, topk, dropout, hidden_dim, no_attention, seed, eval_labels, gt_path, eval_cache,
+          lambda_small, lambda_large, lambda_fixed, lambda_max, beta, topk, dropout, hidden_dim, no_attention, init, seed, eval_labels, gt_path, eval_cache,
           train_gt, device, out_dir, generated_footage, resume):
     """Train the ARMS detector on cached features with video-level labels only.
 
@@ -85,7 +86,7 @@ def train(cache_dir, labels_path, schedule, phases, iterations, loss, preset, ep
             preset, schedule=schedule, phases=tuple(p.strip() for p in phases.split(",") if p.strip()), iterations=iterations,
             loss=loss, epochs=epochs, min_steps=min_steps, crop_bags=crop_bags, lr=lr, weight_decay=weight_decay, batch_videos=batch_videos, lambda_small=lambda_small,
             lambda_large=lambda_large, lambda_fixed=lambda_fixed, lambda_max=lambda_max, beta=beta, topk=topk, dropout=dropout, hidden_dim=hidden_dim,
-            attention=False if no_attention else None, seed=seed,
+            attention=False if no_attention else None, init=init, seed=seed,
             device=resolve_device(device),
         )
         evaluation = _eval_setup(eval_labels, gt_path, FeatureCache(eval_cache) if eval_cache else cache)
@@ -177,6 +178,8 @@ def provenance(cache, cache_config: dict, data, generated_footage: bool) -> dict
     """What a model file says about where it came from (shown by `vad score --format json`)."""
     from importlib.metadata import PackageNotFoundError, version
 
+    from vad.pipeline.cli import COMMAND_LINE
+
     try:
         vad_version = version("vad")
     except PackageNotFoundError:
@@ -186,7 +189,7 @@ def provenance(cache, cache_config: dict, data, generated_footage: bool) -> dict
         "train_videos": {"normal": len(data.normal_ids), "abnormal": len(data.abnormal_ids),
                          "total": len(data.normal_ids) + len(data.abnormal_ids)},
         "cache": str(Path(cache.root).resolve()),
-        "command": shlex.join(["vad", *sys.argv[1:]]),
+        "command": shlex.join(click.get_current_context().meta.get(COMMAND_LINE, sys.argv)),
         "generated_footage": generated_footage,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "vad_version": vad_version,

@@ -135,7 +135,7 @@ def test_model_records_its_provenance(world, run):
     origin = payload["provenance"]
     assert origin["train_videos"] == {"normal": 6, "abnormal": 6, "total": 12}
     assert origin["backbone"] == "synthetic" and origin["cache"] == str((world / "cache").resolve())
-    assert origin["generated_footage"] is False and origin["command"].startswith("vad")
+    assert origin["generated_footage"] is False and origin["command"].startswith("vad train --cache ")
     assert torch.load(out / "iter_1.pt", weights_only=True)["provenance"] == origin
 
 

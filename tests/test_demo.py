@@ -27,3 +27,13 @@ def test_quick_demo_runs_every_step(tmp_path, inception_weights_path, monkeypatc
     assert "demo: frame-level AUC" in result.stderr
     pointer = json.loads((tmp_path / "weights/default_model.json").read_text())
     assert pointer["model"] == str((tmp_path / "demo/run/model.pt").resolve())
+    # The default model says what it is: one warning line, and its provenance in the JSON.
+    clip = summary["scored"][0]
+    scored = CliRunner().invoke(main, ["score", str(tmp_path / "demo/data/test/videos" / f"{clip['video']}.mp4"),
+                                       "--format", "json", "--device", "cpu", "-q"])
+    assert scored.exit_code == 0, scored.output
+    assert scored.stderr.count("trained by `vad demo` on generated cartoon footage") == 1
+    assert "vad train --cache" in scored.stderr
+    provenance = json.loads(scored.stdout)["provenance"]
+    assert provenance["generated_footage"] is True and provenance["train_videos"] == {"normal": 3, "abnormal": 3, "total": 6}
+    assert provenance["backbone"] == "i3d-inception" and provenance["command"].startswith("vad train --cache") and "--generated-footage" in provenance["command"]

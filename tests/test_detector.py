@@ -120,3 +120,13 @@ def test_detector_without_attention_scores_each_snippet_from_its_neighbours():
     with torch.no_grad():
         with_attention.gate.weight.fill_(1.0)
     assert not torch.equal(with_attention(x)[0, :13], with_attention(changed)[0, :13])
+
+
+def test_torch_initialisation_keeps_pytorchs_default_and_a_closed_gate():
+    torch.manual_seed(0)
+    model = build_detector(feature_dim=64, hidden_dim=32, init="torch")
+    bound = 1 / (64 * 3) ** 0.5  # kaiming_uniform(a=sqrt(5)) on Conv1d(64 -> 32, k=3)
+    assert model.conv.weight.abs().max() <= bound and model.conv.weight.abs().max() > 0.9 * bound
+    assert torch.count_nonzero(model.conv.bias) > 0 and torch.count_nonzero(model.gate.weight) == 0
+    with pytest.raises(ValueError, match="init 'he'"):
+        build_detector(feature_dim=8, hidden_dim=8, init="he")
