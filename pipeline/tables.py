@@ -1,4 +1,4 @@
-"""The labels and ground-truth CSV files of INTERFACES.md, read strictly.
+"""The labels and ground-truth CSV files (`video,label` and `video,start_frame,end_frame`), read strictly.
 
 labels: `video,label` (label 0/1 or normal/abnormal). GT: `video,start_frame,end_frame`, end
 exclusive, one row per abnormal interval; videos without rows are all-normal. Every problem is

@@ -218,8 +218,9 @@ def test_cli_list_verify_fetch(tiny_store):
     bad = invoke("verify", "tiny")
     assert bad.exit_code == 1 and "tiny: BAD" in bad.stdout
 
-    fetched = invoke("fetch", "tiny", "-q")
+    fetched = invoke("fetch", "tiny")
     assert fetched.exit_code == 0 and fetched.stdout.strip() == str(install / "tiny.pt")
+    assert "not installed yet; fetching" in fetched.stderr and "not found" not in fetched.stderr
     row = json.loads(invoke("list", "--json").stdout)
     assert (row["status"], row["path"], row["sha256"]) == ("ok", str(install / "tiny.pt"), digest)
     ok = invoke("verify")
@@ -228,8 +229,10 @@ def test_cli_list_verify_fetch(tiny_store):
     hits = len(CountingHandler.hits)
     again = invoke("fetch", "tiny", "--if-missing", "-q")
     assert again.exit_code == 0 and len(CountingHandler.hits) == hits  # verified copy kept, no download
-    refused = invoke("fetch", "tiny")
-    assert refused.exit_code == 2 and "already exists" in refused.stderr
+    kept = invoke("fetch", "tiny")
+    assert kept.exit_code == 0 and len(CountingHandler.hits) == hits and "verified copy is already installed" in kept.stderr
+    forced = invoke("fetch", "tiny", "--force", "-q")
+    assert forced.exit_code == 0 and len(CountingHandler.hits) == hits + 1
 
     (install / "tiny.pt").write_bytes(b"garbage")
     assert json.loads(invoke("list", "--json").stdout)["status"] == "sha256 mismatch"
