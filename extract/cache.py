@@ -36,11 +36,23 @@ class CacheWriteError(Exception):
     """Writing an entry failed at run time (disk full, permissions); finished entries are intact."""
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Read once: os.umask can only be read by setting it, which is not thread-safe to repeat.
+UMASK = _umask()
+
+
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """Run `write` on a temporary file beside `path`, fsync, then rename it into place.
 
     The one place that makes writes atomic: cache entries, model files and weights all use it,
-    so a crash or a full disk never leaves a half-written file under the final name.
+    so a crash or a full disk never leaves a half-written file under the final name. The file
+    gets the mode a plain open() would give (0666 less the umask), not the temporary file's
+    0600, so a cache on a shared file system stays readable to colleagues' jobs.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,6 +61,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
+            os.fchmod(handle.fileno(), 0o666 & ~UMASK)
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -147,3 +147,18 @@ def test_disk_full_clean_message_no_partial_entry(tmp_path, r50_weights_path, mo
         "the 1 video(s) finished in this run are kept, re-run to resume")
     assert cache.video_ids() == ["v0"]
     assert sorted(p.name for p in cache.features_dir.iterdir()) == ["v0.json", "v0.npy"]  # no temporary file, no claim left
+
+
+def test_written_files_honour_the_umask_not_the_temporary_files_0600(tmp_path):
+    """A cache on a shared file system must be readable to other accounts' jobs."""
+    import subprocess
+    import sys
+
+    script = ("import os, stat, sys; os.umask(0o022); from pathlib import Path; import numpy as np;"
+              "from vad.extract.cache import FeatureCache, atomic_write_bytes;"
+              "root = Path(sys.argv[1]); atomic_write_bytes(root / 'm.pt', b'x');"
+              "FeatureCache(root / 'c').ensure_config({'backbone': 'b', 'feature_dim': 2, 'crops': 1, 'clip_len': 16});"
+              "FeatureCache(root / 'c').write('v', np.zeros((1, 1, 2), np.float32), {'n_frames': 16});"
+              "print(' '.join(oct(stat.S_IMODE(p.stat().st_mode)) for p in sorted(root.rglob('*')) if p.is_file()))")
+    modes = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, check=True).stdout.split()
+    assert modes and set(modes) == {"0o644"}
