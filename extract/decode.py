@@ -19,6 +19,8 @@ from typing import Iterator
 
 import numpy as np
 
+from vad.extract.inputs import missing_file_reason
+
 log = logging.getLogger("vad")
 
 DECODERS = ("auto", "decord", "pyav")
@@ -229,10 +231,8 @@ def open_video(path: str | Path, decoder: str = "auto") -> FrameStream:
     path = Path(path)
     if decoder not in DECODERS:
         raise ValueError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
-    if path.is_symlink() and not path.exists():
-        raise DecodeError(f"{path}: broken symbolic link or symlink loop")
     if not path.is_file():
-        raise DecodeError(f"{path}: no such file")
+        raise DecodeError(f"{path}: {missing_file_reason(path)}")
     if not os.access(path, os.R_OK):
         raise DecodeError(f"{path}: permission denied (not readable by this user)")
     if path.stat().st_size == 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,17 @@ def _walk_videos(folder: Path) -> list[Path]:
     return found
 
 
+def missing_file_reason(path: Path) -> str:
+    """Why `path` is not a regular file, in words: a FIFO named .mp4 is not "no such file"."""
+    if path.is_symlink() and not path.exists():
+        return "broken symbolic link or symlink loop"
+    if not path.exists():
+        return "no such file"
+    kind = next((name for test, name in ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                                         (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a folder")) if test(path.stat().st_mode)), "not a file")
+    return f"not a regular file ({kind})"
+
+
 def _expand(entry: str, origin: str) -> list[VideoItem]:
     path = Path(entry).expanduser()
     if path.is_dir():
@@ -45,7 +57,8 @@ def _expand(entry: str, origin: str) -> list[VideoItem]:
         return [VideoItem(video.relative_to(path).with_suffix("").as_posix(), video) for video in videos]
     if path.is_file():
         return [VideoItem(path.stem, path)]
-    raise InputError(f"{origin}: {entry}: no such file or folder")
+    reason = missing_file_reason(path)
+    raise InputError(f"{origin}: {entry}: {'no such file or folder' if reason == 'no such file' else reason}")
 
 
 def discover(inputs: list[str]) -> list[VideoItem]:

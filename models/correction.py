@@ -1,11 +1,11 @@
-"""Score correction at inference (docs/method.md, "Score correction"), our reading of MSL's module."""
+"""Score correction at inference (docs/method.md (Score correction)), our reading of MSL's module."""
 from __future__ import annotations
 
 import numpy as np
 
 
 def video_level_score(scores: np.ndarray) -> float:
-    """p of docs/method.md, "Score correction": the mean of the top-k snippet scores, k = floor(T/16) + 1."""
+    """p of docs/method.md (Score correction): the mean of the top-k snippet scores, k = floor(T/16) + 1."""
     scores = np.asarray(scores, dtype=np.float64)
     k = min(len(scores), len(scores) // 16 + 1)
     return float(np.sort(scores)[-k:].mean())

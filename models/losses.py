@@ -1,7 +1,7 @@
 """The losses of ARMS and of its baselines; one function per paper equation.
 
 Every function takes snippet scores in [0, 1] as [B, T] tensors (one row per bag: a crop of a
-video, docs/method.md, "Training") and returns a scalar averaged over the bags of the mini-batch.
+video, docs/method.md (Training)) and returns a scalar averaged over the bags of the mini-batch.
 """
 from __future__ import annotations
 

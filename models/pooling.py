@@ -1,4 +1,4 @@
-"""RTFM's fixed-length training view (docs/method.md, "Training"): T snippets -> 32 segments."""
+"""RTFM's fixed-length training view (docs/method.md (Training)): T snippets -> 32 segments."""
 from __future__ import annotations
 
 import numpy as np

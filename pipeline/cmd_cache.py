@@ -56,7 +56,7 @@ def import_(files, cache_dir, fmt, suffixes, group_crops, backbone, root, overwr
 @cache.command("export")
 @click.option("--cache", "cache_dir", required=True, type=click.Path(file_okay=False), help="Cache to export.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for <video_id>.npy files.")
-@click.option("--segments", type=click.IntRange(min=1), default=32, show_default=True, help="Pool each video to this many segments (RTFM's training view, docs/method.md, "Training").")
+@click.option("--segments", type=click.IntRange(min=1), default=32, show_default=True, help="Pool each video to this many segments (RTFM's training view, docs/method.md (Training)).")
 @verbosity
 def export(cache_dir, out_dir, segments):
     """Write each video's pooled view [segments, crops, D] float32 as OUT/<video_id>.npy."""

@@ -26,7 +26,7 @@ def gt():
 def import_(source, fmt, list_path, frame_counts, cache_dir, suffixes, out_path):
     """Convert SOURCE to a GT CSV: one row per abnormal interval, end exclusive.
 
-    UCF-Crime end frames are read as exclusive (docs/method.md, "Evaluation"). RTFM's gt-*.npy is split back into
+    UCF-Crime end frames are read as exclusive (docs/method.md (Evaluation)). RTFM's gt-*.npy is split back into
     videos with their frame counts (--frame-counts or --cache): each video occupies 16*ceil(n/16)
     frames of it. With frame counts, intervals must lie inside their video (an end at most one
     snippet past it is clipped, with a warning).

@@ -29,9 +29,11 @@ def plot_path(target: Path, video: Path) -> Path:
 
 
 def check_videos(videos: list[Path], out: Path | None, plot: Path | None) -> None:
-    missing = [str(v) for v in videos if not v.is_file()]
+    from vad.extract.inputs import missing_file_reason
+
+    missing = [f"{v}: {missing_file_reason(v)}" for v in videos if not v.is_file()]
     if missing:
-        raise BadInput(f"no such video file: {', '.join(missing)}")
+        raise BadInput(f"cannot read video: {'; '.join(missing)}")
     if len(videos) > 1 and out is None:
         raise BadInput(f"{len(videos)} videos: pass --out DIR to get one file per video (stdout holds one curve)")
     if out is not None or (plot is not None and plot.suffix.lower() != ".png"):
@@ -50,7 +52,7 @@ def check_videos(videos: list[Path], out: Path | None, plot: Path | None) -> Non
 @click.option("--plot", default=None, metavar="PATH", help="Draw the curve with threshold, intervals and thumbnails of peaks and calm moments: PATH.png for one video, or a folder that gets <stem>.png per video. Default: no plot.")
 @click.option("--gt", "gt_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Ground truth CSV `video,start_frame,end_frame` (end exclusive) to draw on the plots; a row's video id matches a file by its last path parts without the suffix (`abnormal/fight_002` matches `clips/abnormal/fight_002.mp4`).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Write OUT/<stem>.csv (or .json) per video instead of stdout; needed for several videos. A video that fails is reported and the others go on (exit 1 at the end).")
-@click.option("--no-correction", is_flag=True, help="Raw detector scores, without the score correction of docs/method.md, "Score correction" (on by default).")
+@click.option("--no-correction", is_flag=True, help="Raw detector scores, without the score correction of docs/method.md (Score correction) (on by default).")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Snippets per backbone forward pass (each with the model's crops).")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Backbone weights file. Default: resolved through $VAD_WEIGHTS_DIR, then weights/ (see `vad weights list`); must be the weights the model was trained on.")

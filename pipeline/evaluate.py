@@ -1,4 +1,4 @@
-"""Frame-level evaluation with RTFM's conventions (docs/method.md, "Evaluation"), so numbers compare with papers.
+"""Frame-level evaluation with RTFM's conventions (docs/method.md (Evaluation)), so numbers compare with papers.
 
 Snippet scores are repeated 16 times and truncated to the video's frame count; frame GT comes
 from the intervals (end exclusive); all test videos are concatenated in the labels' order and
@@ -55,7 +55,7 @@ def hard_anomaly_bins(scores: np.ndarray, labels: np.ndarray) -> dict[str, float
 
 
 def frame_metrics(scores: np.ndarray, labels: np.ndarray) -> dict:
-    """ROC-AUC, AP both ways (docs/method.md, "Evaluation") and the score gap of Table IV on frame arrays."""
+    """ROC-AUC, AP both ways (docs/method.md (Evaluation)) and the score gap of Table IV on frame arrays."""
     both = 0 < labels.sum() < labels.size
     result = {"auc": None, "ap": None, "ap_trapezoid": None, "score_gap": None}
     if both:
@@ -161,7 +161,7 @@ def write_frame_scores(directory: Path, scores: Mapping[str, np.ndarray], n_fram
 
 
 def final_scores(raw_scores: Mapping[str, np.ndarray], correction: bool = True) -> dict[str, np.ndarray]:
-    """Snippet scores as reported: corrected (docs/method.md, "Score correction") unless switched off."""
+    """Snippet scores as reported: corrected (docs/method.md (Score correction)) unless switched off."""
     return {v: correct_scores(s) for v, s in raw_scores.items()} if correction else dict(raw_scores)
 
 

@@ -190,7 +190,7 @@ def import_features(
 
 
 def export_segments(cache: FeatureCache, out: Path, segments: int = 32, progress_wrap=lambda items: items) -> int:
-    """Write each video's pooled training view [segments, C, D] as OUT/<id>.npy (docs/method.md, "Training")."""
+    """Write each video's pooled training view [segments, C, D] as OUT/<id>.npy (docs/method.md (Training))."""
     from vad.extract.cache import atomic_save_npy
     from vad.models.pooling import pool_segments
 
@@ -233,7 +233,7 @@ def read_frame_counts(paths: Sequence[Path], suffixes: Sequence[str] = ()) -> di
 def import_ucf_gt(path: Path, suffixes: Sequence[str] = (), frame_counts: Mapping[str, int] | None = None) -> dict[str, list[tuple[int, int]]]:
     """Temporal_Anomaly_Annotation.txt: `name class s1 e1 s2 e2`, -1 = no interval.
 
-    Ends are read as exclusive (docs/method.md, "Evaluation"). Every test video is returned, normal ones with
+    Ends are read as exclusive (docs/method.md (Evaluation)). Every test video is returned, normal ones with
     no interval. With frame counts, an interval past the end of its video is an error.
     """
     gt: dict[str, list[tuple[int, int]]] = {}

@@ -1,8 +1,8 @@
 """One raw video -> one frame-level anomaly curve (`vad score`).
 
 decode -> 16-frame snippets -> the backbone and preprocessing recorded in the model file ->
-detector -> score correction (docs/method.md, "Score correction", on by default) -> frame curve: every frame gets its
-snippet's score, exactly one value per decoded frame (docs/method.md, "Evaluation"), time_s = frame / fps.
+detector -> score correction (docs/method.md (Score correction), on by default) -> frame curve: every frame gets its
+snippet's score, exactly one value per decoded frame (docs/method.md (Evaluation)), time_s = frame / fps.
 
 Snippets stream through the backbone, so memory holds the video's features ([T, crops, D]
 float32: 8 KiB per snippet and crop for i3d-r50), never its frames. The model file is the only
@@ -54,7 +54,7 @@ class ScoreConfig:
     model: Path  # model.pt written by `vad train` (or `vad demo`); holds the feature configuration
     weights: Path | None = None  # backbone weights file; None = resolved through weights/ like `vad extract`
     allow_unverified_weights: bool = False  # accept backbone weights other than those the model was trained with
-    correction: bool = True  # docs/method.md, "Score correction" score correction; False = raw detector scores
+    correction: bool = True  # docs/method.md (Score correction) score correction; False = raw detector scores
     device: str = "auto"  # auto = CUDA when present, else CPU
     batch_size: int = 4  # snippets per backbone forward pass; each carries the model's crop count
     decoder: str = "auto"  # auto (decord, PyAV fallback) | decord | pyav
@@ -71,7 +71,7 @@ class VideoScores:
     partial: bool  # decoding stopped early; the curve covers the frames that decoded
     snippet_scores: np.ndarray  # [T] final snippet scores (corrected unless correction is off)
     scores: np.ndarray  # [n_frames] frame scores in [0, 1]
-    video_score: float  # the p of docs/method.md, "Score correction" on the raw snippet scores
+    video_score: float  # the p of docs/method.md (Score correction) on the raw snippet scores
     intervals: list[Interval] | None  # [start, end) frames above the threshold; None without one
 
     def times(self) -> np.ndarray:
@@ -227,7 +227,7 @@ def as_json(result: VideoScores, scorer: Scorer) -> dict:
         "n_frames": result.n_frames,
         "n_snippets": len(result.snippet_scores),
         "partial": result.partial,
-        # mean of the top-k raw snippet scores, k = floor(T/16)+1 (the p of docs/method.md, "Score correction")
+        # mean of the top-k raw snippet scores, k = floor(T/16)+1 (the p of docs/method.md (Score correction))
         "video_score": round(result.video_score, 6),
         "max_score": round(float(result.scores.max()), 6),
         "threshold": config.threshold,

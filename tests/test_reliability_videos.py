@@ -95,6 +95,7 @@ CASES = {
     "ten_bit.mkv": ("ok", 10, 1, False),
     "ünï cödé/clip with spaces.mp4": ("ok", 20, 2, False),
     "loops/link_a.mp4": ("failed", "symlink loop"),
+    "pipe.mp4": ("failed", "not a regular file (a named pipe)"),
 }
 SIZES = {"rotated_90.mp4": (H, W)}  # width, height of the upright frames where not (W, H)
 CAN_DENY_READ = os.geteuid() != 0  # root reads a chmod-000 file anyway
@@ -103,6 +104,7 @@ CAN_DENY_READ = os.geteuid() != 0  # root reads a chmod-000 file anyway
 def make_bad_folder(root: Path) -> Path:
     write_lossless(root / "good.mp4", pattern_frames(20, W, H, seed=1))
     (root / "zero_bytes.mp4").write_bytes(b"")
+    os.mkfifo(root / "pipe.mp4")  # opening it to read would block: it must be refused by type
     (root / "text_file.mp4").write_text("this is not a video\n")
     whole = write_lossless(root / "tmp_long.mp4", pattern_frames(40, W, H, seed=2)).read_bytes()
     assert whole.find(b"moov") > len(whole) // 2  # index at the end: cutting the file loses it

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -161,7 +162,10 @@ def test_usage_errors(tmp_path, clip30, r50_model, monkeypatch):
     import vad.weights
 
     result = run_score(clip30, clip30.with_name("other.mp4"), "--model", r50_model)
-    assert result.exit_code == 2 and "no such video file" in result.stderr
+    assert result.exit_code == 2 and "other.mp4: no such file" in result.stderr
+    os.mkfifo(tmp_path / "pipe.mp4")
+    result = run_score(tmp_path / "pipe.mp4", "--model", r50_model)
+    assert result.exit_code == 2 and "pipe.mp4: not a regular file (a named pipe)" in result.stderr
     result = run_score(clip30, clip30, "--model", r50_model)
     assert result.exit_code == 2 and "--out DIR" in result.stderr
     result = run_score(clip30, clip30, "--model", r50_model, "--out", tmp_path, "--plot", tmp_path / "one.png")
