@@ -26,7 +26,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from vad.extract.progress import progress_bar
 
 from vad.extract.backbones import get_backbone
 from vad.extract.cache import ClaimHeartbeat, FeatureCache, process_identity
@@ -212,7 +212,7 @@ def _dispatch(ray, actors: list, todo: list[VideoItem], cache: FeatureCache, rep
         if pending:
             item = pending.pop()
             running[actor.run.remote(item)] = (actor, item)
-    with tqdm(total=len(todo), desc="videos", unit="video", disable=not progress) as bar:
+    with progress_bar(total=len(todo), desc="videos", unit="video", disable=not progress) as bar:
         while running:
             ready, _ = ray.wait(list(running), num_returns=1)
             actor, item = running.pop(ready[0])

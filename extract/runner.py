@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
-from tqdm import tqdm
+from vad.extract.progress import progress_bar
 
 from vad import weights as weights_store
 from vad.extract.backbones import BackboneSpec, get_backbone
@@ -284,7 +284,7 @@ def video_features(path: Path, model, spec: BackboneSpec, plan: SnippetPlan, dev
     """[T, C, D] features of one video, streamed snippet by snippet (for scoring a single file)."""
     batcher = _Batcher(model, spec, plan, device, batch_size, precision)
     summary = VideoSummary()
-    with tqdm(desc=path.name, unit="snippet", disable=not progress) as bar:
+    with progress_bar(desc=path.name, unit="snippet", disable=not progress) as bar:
         for index, snippet in enumerate(iter_snippets(path, plan, summary)):
             bar.update(batcher.add(0, index, snippet))
         bar.update(batcher.flush())
@@ -345,8 +345,8 @@ def extract(items: list[VideoItem], cache_dir: str | Path, config: ExtractConfig
         persistent_workers=False,
     )
     batcher = _Batcher(model, spec, plan, device, batch_size, config.precision)
-    video_bar = tqdm(total=len(todo), desc="videos", unit="video", disable=not progress, position=0)
-    snippet_bar = tqdm(desc="snippets", unit="snippet", disable=not progress, position=1)
+    video_bar = progress_bar(total=len(todo), desc="videos", unit="video", disable=not progress, position=0)
+    snippet_bar = progress_bar(desc="snippets", unit="snippet", disable=not progress, position=1)
     heartbeat = ClaimHeartbeat(cache).start()
     # Decoded videos whose last snippets still wait in a batch: batches run across video ends,
     # so every forward pass but the last is full (one shape, and no half-empty passes).

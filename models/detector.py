@@ -13,7 +13,7 @@ Choices the paper leaves open, taken from RTFM (Tian et al., ICCV 2021), whose f
   A branch at full strength from the start (a post-norm `LayerNorm(h + MHSA(h))`) grows until
   every snippet carries its video's representation: AR-MIL only constrains a video's mean score
   (eq. 4), so the cheapest solution is to lift whole abnormal videos, and the curves go flat
-  (docs/method.md (The detector)). The BatchNorm's 2,048 parameters keep the count at
+  (docs/method.md, section "The detector"). The BatchNorm's 2,048 parameters keep the count at
   10,525,761 for D=2048, the 10.53M of Table VII.
 - Dropout 0.7 after the aggregation (conv + attention) and between the fully connected layers,
   where RTFM puts it; none inside the attention block.

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 from dataclasses import asdict, dataclass, field, fields
 from typing import Callable
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from vad.extract.progress import progress_bar
 
 from vad.extract.cache import FeatureCache
 from vad.models.detector import INITS, ARMSDetector, DetectorConfig
@@ -170,7 +169,7 @@ def load_training_set(cache: FeatureCache, labels: dict[str, int], segments: int
     pooled: dict[int, list[np.ndarray]] = {0: [], 1: []}
     ids: dict[int, list[str]] = {0: [], 1: []}
     n_snippets, n_frames = {}, {}
-    for video_id, label in tqdm(labels.items(), desc="loading features", unit="video", file=sys.stderr, disable=not progress):
+    for video_id, label in progress_bar(labels.items(), desc="loading features", unit="video", disable=not progress):
         features = cache.load(video_id)
         n_snippets[video_id] = int(features.shape[0])
         n_frames[video_id] = int(cache.meta(video_id).get("n_frames") or 16 * features.shape[0])
@@ -324,7 +323,7 @@ def _fit(model, normal, abnormal, ratios, labels, loss_name, config: TrainConfig
     block = math.ceil(max(normal.shape[0], abnormal.shape[0]) / config.batch_videos)
     losses, total = [], []
     model.train()
-    bar = tqdm(range(steps), desc=desc, unit="step", file=sys.stderr, disable=not progress, leave=False, mininterval=1.0)
+    bar = progress_bar(range(steps), desc=desc, unit="step", disable=not progress, leave=False, mininterval=1.0)
     for step in bar:
         ni = torch.as_tensor(normal_stream.take(config.batch_videos), device=device)
         ai = torch.as_tensor(abnormal_stream.take(config.batch_videos), device=device)

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
-from tqdm import tqdm
+from vad.extract.progress import progress_bar
 
 from vad.pipeline.common import BadInput, RuntimeFailure, progress_disabled, verbosity
 
@@ -17,7 +16,7 @@ def cache():
 
 
 def _bar(desc: str):
-    return lambda items: tqdm(items, desc=desc, unit="video", file=sys.stderr, disable=progress_disabled())
+    return lambda items: progress_bar(items, desc=desc, unit="video", disable=progress_disabled())
 
 
 @cache.command("import")

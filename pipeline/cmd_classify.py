@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 
 import click
@@ -34,7 +33,7 @@ def top_classes(logits, labels: list[str], k: int) -> list[dict]:
 def snippet_logits(video: Path, model, spec, device, decoder: str, batch_size: int, progress: bool):
     """[T, 400] logits of the centre crop of each 16-frame snippet, and the decode summary."""
     import torch
-    from tqdm import tqdm
+    from vad.extract.progress import progress_bar
 
     from vad.extract.preprocess import to_network_layout
     from vad.extract.snippets import SnippetPlan, VideoSummary, iter_snippets
@@ -48,7 +47,7 @@ def snippet_logits(video: Path, model, spec, device, decoder: str, batch_size: i
             out.append(model.logits(x).float().cpu())
         batch.clear()
 
-    for crops in tqdm(iter_snippets(video, SnippetPlan(crops=1, decoder=decoder), summary), desc=video.name, unit="snippet", file=sys.stderr, disable=not progress):
+    for crops in progress_bar(iter_snippets(video, SnippetPlan(crops=1, decoder=decoder), summary), desc=video.name, unit="snippet", disable=not progress):
         batch.append(crops[0])
         if len(batch) == batch_size:
             flush()

@@ -6,13 +6,12 @@ scored with scikit-learn.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
-from tqdm import tqdm
+from vad.extract.progress import progress_bar
 
 from vad.extract.cache import FeatureCache, atomic_write_bytes
 from vad.models.correction import correct_scores
@@ -140,7 +139,7 @@ def score_cache(model: ARMSDetector, cache: FeatureCache, video_ids: Sequence[st
     """Raw snippet scores of each video: full T, every crop, averaged over crops."""
     return {
         video_id: score_video(model, cache.load(video_id, mmap=True))
-        for video_id in tqdm(video_ids, desc="scoring", unit="video", file=sys.stderr, disable=not progress, leave=False)
+        for video_id in progress_bar(video_ids, desc="scoring", unit="video", disable=not progress, leave=False)
     }
 
 

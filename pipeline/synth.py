@@ -937,7 +937,7 @@ def make_dataset(out_dir: str | Path, n_normal: int, n_abnormal: int, seed: int 
     (default: every registered anomaly). `n_frames` is a fixed length or an inclusive range drawn
     per clip. Scene layouts follow from `seed`, so different seeds show different places.
     """
-    from tqdm import tqdm
+    from vad.extract.progress import progress_bar
 
     kinds = tuple(kinds) if kinds else tuple(ANOMALIES)
     unknown = [k for k in kinds if k not in ANOMALIES]
@@ -953,7 +953,7 @@ def make_dataset(out_dir: str | Path, n_normal: int, n_abnormal: int, seed: int 
     jobs = [(0, i, "none", f"normal/normal_{i:03d}") for i in range(n_normal)]
     jobs += [(1, i, kinds[i % len(kinds)], f"abnormal/{kinds[i % len(kinds)]}_{i:03d}") for i in range(n_abnormal)]
     clips = []
-    for label, i, kind, video in tqdm(jobs, desc="synth", unit="clip", disable=not progress):
+    for label, i, kind, video in progress_bar(jobs, desc="synth", unit="clip", disable=not progress):
         length = n_frames if isinstance(n_frames, int) else int(rng.integers(n_frames[0], n_frames[1] + 1))
         clip_seed = int(np.random.SeedSequence([seed, label, i]).generate_state(1)[0])
         spec = ClipSpec(scene=scenes[i % n_scenes], seed=clip_seed, n_frames=length, fps=fps, anomaly=kind)

@@ -27,3 +27,22 @@ def test_the_three_registries_use_it():
     assert {"running", "fight", "fall"} <= set(ANOMALIES)
     with pytest.raises(KeyError, match="unknown backbone 'c3d'; choose one of: "):
         get_backbone("c3d")
+
+
+def test_progress_bars_redraw_rarely_into_log_files(tmp_path):
+    import io
+
+    from vad.extract.progress import LOG_INTERVAL_S, progress_bar
+
+    with open(tmp_path / "job.log", "w") as log_file:
+        bar = progress_bar(range(3), file=log_file, mininterval=1.0)
+        assert bar.mininterval == LOG_INTERVAL_S
+        bar.close()
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    bar = progress_bar(range(3), file=Terminal(), mininterval=1.0)
+    assert bar.mininterval == 1.0
+    bar.close()

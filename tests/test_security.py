@@ -7,7 +7,6 @@ from __future__ import annotations
 import ast
 import io
 import pickle
-import shutil
 from pathlib import Path
 
 import numpy as np
