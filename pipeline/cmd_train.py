@@ -39,7 +39,7 @@ def resolve_device(device: str) -> str:
 @click.option("--loss", type=click.Choice(["ar", "ms-top1", "ms-topk"]), default="ar", show_default=True, help="Video-level loss of --schedule traditional: AR-MIL (eq. 4), MS-MIL top-1 (eq. 1) or top-k (eq. 2).")
 @click.option("--preset", type=click.Choice(["sh", "ucf", "xd"]), default=None, help="The paper's hyper-parameters (Sec. IV-B): sh lr 1e-3, 300 epochs, lambda 0.1/0.42; ucf 1e-4, 50, 0.22/0.4; xd 1e-4, 50, 0.1/0.4. Flags override it.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs per iteration (an epoch: every video of the larger class once). Default: preset, else 50.")
-@click.option("--min-steps", type=click.IntRange(min=0), default=None, help="Floor on optimiser steps per iteration: an iteration runs max(epochs x steps per epoch, this). Small sets get a few steps per epoch and would be undertrained. Default: 500.")
+@click.option("--min-steps", type=click.IntRange(min=0), default=None, help="Floor on optimiser steps per iteration: an iteration runs max(epochs x steps per epoch, this). Small sets get a few steps per epoch and would be undertrained. Default: 100.")
 @click.option("--crop-bags", type=click.Choice(["mean", "each"]), default=None, help="mean: a video's snippet scores are averaged over its crops before the loss (RTFM); each: every crop is a bag of its own. Default: mean.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Adam learning rate. Default: preset, else 1e-4.")
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=None, help="Adam weight decay. Default: 5e-4.")

@@ -29,7 +29,7 @@ class DemoConfig:
     size: tuple[int, int] = (320, 240)  # UCF-Crime-like resolution
     crops: int = 1  # centre crop: 10x cheaper on CPU; the events are staged mid-frame
     epochs: int = 40  # per iteration
-    min_steps: int = 100  # optimiser steps per iteration at least (28 clips make 1 step per epoch)
+    min_steps: int | None = None  # floor on optimiser steps per iteration; None: the trainer's (28 clips make 1 step per epoch)
     # Xavier weights (RTFM's, the trainer's default) saturate on these Inception features: every
     # score of the first iteration sank to ~0 (spread 0.003; bench/RESULTS.md, "The demo").
     init: str = "torch"
@@ -96,7 +96,7 @@ def run_demo(config: DemoConfig) -> dict:
     _run("train", [
         "--cache", str(out / "cache/train"), "--labels", str(train.labels_csv),
         "--eval-cache", str(out / "cache/test"), "--eval-labels", str(test.labels_csv), "--gt", str(test.gt_csv),
-        "--train-gt", str(train.gt_csv), "--epochs", str(config.epochs), "--min-steps", str(config.min_steps), "--init", config.init, "--iterations", str(config.iterations),
+        "--train-gt", str(train.gt_csv), "--epochs", str(config.epochs), *([] if config.min_steps is None else ["--min-steps", str(config.min_steps)]), "--init", config.init, "--iterations", str(config.iterations),
         "--lr", str(config.lr), "--lambda-small", str(config.lambda_small), "--lambda-large", str(config.lambda_large),
         "--seed", str(config.seed), "--device", config.device, "--out", str(run_dir),
         *([] if config.attention else ["--no-attention"]), "--generated-footage", *config.extra_flags,
