@@ -107,6 +107,7 @@ class BenchConfig:
     hidden_dim: int = 128  # the paper's 1024 costs ~15x more CPU time per step
     dropout: float | None = None  # None: the trainer's default
     crops: int = 1  # crops per snippet of the generated worlds
+    init: str = "xavier"  # detector initialisation of every run (xavier or torch)
     batch_videos: int = 30
     device: str = "cpu"
     threads: int = 1
@@ -222,7 +223,7 @@ def run_one(world: str, seed: int, bench: BenchConfig, work: str, runs: tuple[st
 
         settings = dict(epochs=bench.epochs, min_steps=bench.min_steps, iterations=bench.iterations, lr=bench.lr,
                         lambda_small=bench.lambda_small, lambda_large=bench.lambda_large, lambda_max=bench.lambda_max, dropout=bench.dropout,
-                        hidden_dim=bench.hidden_dim, batch_videos=bench.batch_videos, seed=seed, device=bench.device)
+                        hidden_dim=bench.hidden_dim, batch_videos=bench.batch_videos, init=bench.init, seed=seed, device=bench.device)
         config = make_config(None, **{**settings, **RUNS.get(name, PREFIX_RUN)})
         train(config, data, on_iteration=on_iteration, progress=False, train_gt=train_gt)
         out["runs"][name] = {"iterations": iterations, "cpu_s": time.process_time() - started}
@@ -362,6 +363,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hidden-dim", type=int, default=BenchConfig.hidden_dim, help="detector width (paper: 1024; default: %(default)s)")
     parser.add_argument("--min-steps", type=int, default=BenchConfig.min_steps, help="floor on optimiser steps per iteration (default: %(default)s)")
     parser.add_argument("--crops", type=int, default=BenchConfig.crops, help="crops per snippet of the worlds (default: %(default)s)")
+    parser.add_argument("--init", choices=("xavier", "torch"), default=BenchConfig.init, help="detector initialisation (default: %(default)s)")
     parser.add_argument("--dropout", type=float, default=None, help="detector dropout (default: the trainer's)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per job (default: 1)")
@@ -373,7 +375,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     bench = BenchConfig(epochs=args.epochs, iterations=args.iterations, lr=args.lr, lambda_small=args.lambda_small,
-                        lambda_large=args.lambda_large, lambda_max=args.lambda_max, hidden_dim=args.hidden_dim, min_steps=args.min_steps, crops=args.crops, dropout=args.dropout, device=args.device,
+                        lambda_large=args.lambda_large, lambda_max=args.lambda_max, hidden_dim=args.hidden_dim, min_steps=args.min_steps, crops=args.crops, init=args.init, dropout=args.dropout, device=args.device,
                         threads=args.threads)
     world_names = [w for w in args.worlds.split(",") if w]
     seeds = [int(s) for s in args.seeds.split(",") if s]

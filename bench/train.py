@@ -1,7 +1,8 @@
 """Training throughput of the ARMS detector: optimizer steps/s and peak memory.
 
-One step = one mini-batch of 30 normal + 30 abnormal videos, each crop a bag of 32 segments
-(METHOD.md §4), forward + AR-MIL + pseudo-label BCE (eq. 5) + backward + Adam. Each (D, crops)
+One step = one mini-batch of 30 normal + 30 abnormal videos, every crop of 32 segments through
+the detector (docs/method.md, Training), forward + AR-MIL + pseudo-label BCE (eq. 5) + backward
++ Adam; averaging crops before the loss (the default) or not costs the same. Each (D, crops)
 runs in its own process so peak RSS is its own. Prints one JSON object on stdout.
 
     python bench/train.py [--dims 2048,1024] [--crops 1,10] [--steps 5] [--device cpu|cuda]

@@ -98,7 +98,7 @@ def test_killed_worker_run_finishes_with_a_complete_identical_cache(tmp_path, ra
     # Resumable like the local backend: a second run skips everything.
     again = extract_ray(items, tmp_path / "ray", config, RayOptions(), progress=False)
     assert again.extracted == [] and sorted(again.skipped) == sorted(local.extracted)
-    assert time.perf_counter() - started < 120
+    assert time.perf_counter() - started < 600  # a hang guard (a lost actor that is never replaced), not a speed target
 
 
 def test_cli_ray_backend_records_a_broken_video(tmp_path, ray_instance, r50_weights_path):
