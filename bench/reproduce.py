@@ -8,7 +8,7 @@ Runs the paper protocol through the `vad` command line (in this process), printi
 `vad cache import` (RTFM lists, 10-crop [T,10,2048] .npy; XD's 5 per-crop files grouped),
 labels from the lists, `vad gt import`, `vad train --preset <dataset>` (ARMS; add
 `--variants arms,ms-top1,ms-topk` for the baselines of Table V), `vad eval` with and without score
-correction; then prints the Markdown row next to the paper's number (METHOD.md §9).
+correction; then prints the Markdown row next to the paper's number (Tables I-III of the ARMS paper).
 
 Lists and GT default to the public files in ../shared/reference/annotations (RTFM's lists and
 gt-sh.npy, UCF-Crime's Temporal_Anomaly_Annotation.txt, XD-Violence's annotations.txt); pass
@@ -46,7 +46,7 @@ class Dataset:
     group_crops: bool  # XD ships one file per crop
     is_abnormal: Callable[[int, str, int], bool]  # (position in the train list, video id, --sh-train-abnormal) -> label
     metric: str  # the figure of Table I/II
-    paper: dict[str, float]  # METHOD.md §9
+    paper: dict[str, float]  # the paper's results with I3D RGB features
 
 
 DATASETS: dict[str, Dataset] = {
@@ -54,7 +54,7 @@ DATASETS: dict[str, Dataset] = {
     "sh": Dataset("shanghaitech/shanghai-i3d-train-10crop.list", "shanghaitech/shanghai-i3d-test-10crop.list",
                   "shanghaitech/gt-sh.npy", "rtfm", ("_i3d",), False, lambda i, v, n: i < n, "auc",
                   {"ms-top1": 95.61, "ms-topk": 95.63, "arms": 97.48}),
-    # UCF-Crime names its normal videos Normal_Videos...; ends read as exclusive (METHOD.md §8).
+    # UCF-Crime names its normal videos Normal_Videos...; ends read as exclusive (docs/method.md, Evaluation).
     "ucf": Dataset("ucf-crime/ucf-i3d.list", "ucf-crime/ucf-i3d-test.list", "ucf-crime/Temporal_Anomaly_Annotation.txt",
                    "ucf", ("_i3d",), False, lambda i, v, n: not v.startswith("Normal"), "auc",
                    {"ms-top1": 82.25, "ms-topk": 83.40, "arms": 85.79}),

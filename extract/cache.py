@@ -1,4 +1,4 @@
-"""The feature cache of INTERFACES.md: one feature configuration, one .npy + .json per video.
+"""The feature cache: one feature configuration, one .npy + .json per video.
 
 Every file is written to a temporary name in the same folder and renamed into place, and a
 video counts as finished only once its metadata (written after the features) exists, so a

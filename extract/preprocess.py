@@ -1,4 +1,4 @@
-"""Frame preprocessing shared by every backbone (METHOD.md §2, golden/i3d-r50/ARCHITECTURE.md §2).
+"""Frame preprocessing shared by every backbone (docs/method.md, Snippets and features).
 
 All geometry happens on uint8 RGB frames with Pillow's bilinear filter, because the reference
 extractors did so and any other resize (cv2, torch's float interpolate) changes features

@@ -1,4 +1,4 @@
-"""Named registries (STYLE.md: registries for backbones, phases, ...): one shape for all of them.
+"""Named registries (backbones, phases, synthetic anomaly kinds): one shape for all of them.
 
 Backbones (vad.extract.backbones), training phases (vad.models.phases) and the synthetic
 generator's anomaly kinds (vad.pipeline.synth) each register by name; a registry refuses a name

@@ -1,4 +1,4 @@
-"""Streaming a decoded video into cropped 16-frame snippets (METHOD.md §2).
+"""Streaming a decoded video into cropped 16-frame snippets (docs/method.md, Snippets and features).
 
 T = ceil(n_frames / 16); snippet t holds frames 16t..16t+15 and the last one is padded by
 repeating the last decoded frame (not looped, not zero-filled). Each frame is resized once.

@@ -1,4 +1,4 @@
-"""Evaluation conventions (METHOD.md §8) and parity with RTFM's frame arrays on real GT."""
+"""Evaluation conventions (docs/method.md, Evaluation) and parity with RTFM's frame arrays on real GT."""
 from __future__ import annotations
 
 import math

@@ -1,7 +1,7 @@
 """Bad videos: one `vad extract` batch over a folder of broken and unusual files plus a good one.
 
 Each case: a clear one-line reason, the batch continues, failures land in failures.jsonl, exit
-code 1 (INTERFACES.md: a batch in which some item failed), nothing half-written in the cache.
+code 1 (a batch in which some item failed), nothing half-written in the cache.
 """
 from __future__ import annotations
 

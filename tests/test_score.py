@@ -82,7 +82,7 @@ def test_json_fields_correction_and_intervals(clip30, r50_model, r50_weights_pat
     assert (record["fps"], record["n_frames"], record["n_snippets"], record["partial"]) == (30.0, 20, 2, False)
     assert (record["backbone"], record["crops"], record["correction"], raw["correction"]) == ("i3d-r50", 1, True, False)
     assert len(record["scores"]) == 20
-    # video score = METHOD §7's p: mean of the top-k raw snippet scores, k = floor(2/16)+1 = 1
+    # video score = the p of the score correction: mean of the top-k raw snippet scores, k = floor(2/16)+1 = 1
     assert record["video_score"] == pytest.approx(max(raw["snippet_scores"]), abs=1e-6)
     corrected = np.sqrt(np.array(raw["snippet_scores"]) * record["video_score"])
     assert np.allclose(record["snippet_scores"], corrected, atol=2e-6)

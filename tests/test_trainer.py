@@ -12,7 +12,7 @@ from vad.models.trainer import (PRESETS, IndexStream, TrainingSet, make_config, 
                                 train)
 
 
-# -- pooling (METHOD.md §4) ------------------------------------------------------------------
+# -- pooling (docs/method.md, Training) ------------------------------------------------------
 def test_pooling_long_video_averages_pairs():
     features = np.arange(64 * 3, dtype=np.float32).reshape(64, 3)
     pooled = pool_segments(features)

@@ -1,4 +1,4 @@
-"""Tiny videos made at test time (STYLE.md §5): lossless, so decoders compare pixel for pixel."""
+"""Tiny videos made at test time, lossless, so decoders compare pixel for pixel."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,6 +1,6 @@
 """Backbone registry: each entry binds an architecture to its weights and preprocessing.
 
-An entry carries everything that must not drift between extraction runs (STYLE.md §1):
+An entry carries everything that must not drift between extraction runs :
 the builder, the weights manifest name, the feature dimension and the normalisation.
 Extraction reads preprocessing from the entry, never from scattered constants.
 """
