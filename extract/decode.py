@@ -90,6 +90,9 @@ def frame_orientation(frame, path: Path) -> Orientation:
     return orientation
 
 
+INDEX_SLACK_FRAMES = 1  # a container may list this many frames more than a complete stream holds
+
+
 @dataclass
 class FrameStream:
     """An open video. Iterate once for frames; after iteration `n_decoded`, `partial`, `error` are final."""
@@ -216,8 +219,13 @@ def _iter_pyav(stream: FrameStream) -> Iterator[np.ndarray]:
         stream.mark_broken(exc)
     else:
         # A file cut mid-stream often just ends: fewer frames than its index lists is the only sign.
-        if 0 < stream.n_decoded < stream.expected_frames:
+        # One frame short is not that: containers with broken timestamps list one frame more
+        # than they hold, and `ffmpeg -f null` decodes the same count.
+        missing = stream.expected_frames - stream.n_decoded
+        if stream.n_decoded > 0 and missing > INDEX_SLACK_FRAMES:
             stream.mark_broken(EOFError(f"decoded {stream.n_decoded} of the {stream.expected_frames} frames the container lists (truncated file?)"))
+        elif missing > 0:
+            log.info("%s: the container lists %d frame(s) more than it holds (timestamps); all %d decoded", stream.path, missing, stream.n_decoded)
     finally:
         container.close()
 

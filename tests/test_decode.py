@@ -1,6 +1,7 @@
 """Decoding: decord and PyAV agree pixel for pixel, counts are what decodes, bad files fail clearly."""
 from __future__ import annotations
 
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,3 +102,28 @@ def test_orientation_apply_turns_and_mirrors():
     assert np.array_equal(out, np.rot90(rgb[:, ::-1], 3)) and out.flags.c_contiguous
     assert Orientation(3, True).describe() == "mirrored left-right, then rotated 270 degrees counter-clockwise"
     assert Orientation().describe() == "upright"
+
+
+class _Frame:
+    def __init__(self, value: int):
+        self.value = value
+
+    def to_ndarray(self, format: str, threads: int) -> np.ndarray:
+        return np.full((2, 2, 3), self.value, dtype=np.uint8)
+
+
+class _Container:
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("listed, partial", [(5, False), (6, False), (7, True)])
+def test_a_container_listing_one_frame_too_many_is_complete(listed, partial):
+    """Broken timestamps make some containers list one frame more than they hold (ffmpeg decodes the
+    same count): that is a complete file; two or more missing is a truncated one."""
+    from vad.extract.decode import FrameStream
+
+    stream = FrameStream(Path("x.mp4"), "pyav", 25.0, 2, 2, listed, _Container(), _frames=iter([_Frame(i) for i in range(5)]))
+    assert len(list(stream)) == 5
+    assert stream.partial is partial
+    assert (stream.error is not None) is partial and (not partial or "truncated file?" in stream.error)
