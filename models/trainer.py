@@ -300,10 +300,14 @@ def train(
     return result
 
 
+def steps_per_epoch(config: TrainConfig, n_normal: int, n_abnormal: int) -> int:
+    """Mini-batches in one pass over the larger class."""
+    return math.ceil(max(n_normal, n_abnormal) / config.batch_videos)
+
+
 def iteration_steps(config: TrainConfig, n_normal: int, n_abnormal: int) -> int:
     """Optimiser steps of one iteration: `epochs` passes over the larger class, at least `min_steps`."""
-    per_epoch = math.ceil(max(n_normal, n_abnormal) / config.batch_videos)
-    return max(config.epochs * per_epoch, config.min_steps)
+    return max(config.epochs * steps_per_epoch(config, n_normal, n_abnormal), config.min_steps)
 
 
 def bag_scores(model: ARMSDetector, bags: torch.Tensor, crop_bags: str) -> torch.Tensor:
@@ -322,7 +326,7 @@ def _fit(model, normal, abnormal, ratios, labels, loss_name, config: TrainConfig
     ratio_t = torch.as_tensor(ratios, dtype=torch.float32, device=device)
     label_t = None if labels is None else torch.as_tensor(labels, dtype=torch.int64, device=device)
     normal_stream, abnormal_stream = IndexStream(normal.shape[0], rng), IndexStream(abnormal.shape[0], rng)
-    block = math.ceil(max(normal.shape[0], abnormal.shape[0]) / config.batch_videos)
+    block = steps_per_epoch(config, normal.shape[0], abnormal.shape[0])
     losses, total = [], []
     model.train()
     bar = progress_bar(range(steps), desc=desc, unit="step", disable=not progress, leave=False, mininterval=1.0)
