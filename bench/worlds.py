@@ -55,7 +55,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vad.extract.cache import FeatureCache, atomic_write_json
+from vad.extract.cache import FeatureCache
+
+from vad.files import atomic_write_json
 
 log = logging.getLogger("vad")
 

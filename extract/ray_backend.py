@@ -26,10 +26,11 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
-from vad.extract.progress import progress_bar
+from vad.progress import progress_bar
 
 from vad.extract.backbones import get_backbone
-from vad.extract.cache import ClaimHeartbeat, FeatureCache, process_identity
+from vad.claims import ClaimHeartbeat, process_identity
+from vad.extract.cache import FeatureCache
 from vad.extract.inputs import VideoItem
 from vad.extract.runner import (
     ExtractConfig, ExtractReport, _Batcher, cache_config, is_current, load_backbone, resolve_device, source_stat, videos_to_extract,
@@ -113,7 +114,7 @@ class ExtractWorker:
         self.device = resolve_device(config.device)
         self.model, _ = load_backbone(self.spec, config.weights, self.device, config.allow_unverified_weights)
         self.cache = FeatureCache(cache_dir)
-        self.heartbeat = ClaimHeartbeat(self.cache).start()  # lives as long as the actor
+        self.heartbeat = ClaimHeartbeat(self.cache.claim_path).start()  # lives as long as the actor
         self.plan = config.snippet_plan(self.spec, self.device)
 
     def pid(self) -> int:

@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
-from vad.extract.progress import progress_bar
+from vad.progress import progress_bar
 
 from vad import weights as weights_store
 from vad.extract.backbones import BackboneSpec, get_backbone
-from vad.extract.cache import CacheWriteError, ClaimHeartbeat, FeatureCache, process_identity
+from vad.extract.cache import CacheWriteError, FeatureCache
+from vad.claims import ClaimHeartbeat, process_identity
 from vad.extract.inputs import VideoItem, in_shard
 from vad.extract.preprocess import Geometry, finish_snippet, to_network_layout
 from vad.extract.snippets import SnippetPlan, VideoSummary, iter_snippets
@@ -347,7 +348,7 @@ def extract(items: list[VideoItem], cache_dir: str | Path, config: ExtractConfig
     batcher = _Batcher(model, spec, plan, device, batch_size, config.precision)
     video_bar = progress_bar(total=len(todo), desc="videos", unit="video", disable=not progress, position=0)
     snippet_bar = progress_bar(desc="snippets", unit="snippet", disable=not progress, position=1)
-    heartbeat = ClaimHeartbeat(cache).start()
+    heartbeat = ClaimHeartbeat(cache.claim_path).start()
     # Decoded videos whose last snippets still wait in a batch: batches run across video ends,
     # so every forward pass but the last is full (one shape, and no half-empty passes).
     waiting: dict[int, dict] = {}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from vad.extract.cache import atomic_write
+from vad.files import atomic_write
 from vad.models.detector import ARMSDetector, DetectorConfig
 
 MODEL_FORMAT = 2

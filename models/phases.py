@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from vad.extract.registry import Registry
+from vad.registry import Registry
 from vad.models.pseudo import RatioUpdate, adaptive_ratios
 
 

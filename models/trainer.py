@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from vad.extract.progress import progress_bar
+from vad.progress import progress_bar
 
 from vad.extract.cache import FeatureCache
 from vad.models.detector import INITS, ARMSDetector, DetectorConfig

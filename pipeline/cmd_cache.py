@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import click
-from vad.extract.progress import progress_bar
+from vad.progress import progress_bar
 
 from vad.pipeline.common import BadInput, RuntimeFailure, progress_disabled, verbosity
 

@@ -33,7 +33,7 @@ def top_classes(logits, labels: list[str], k: int) -> list[dict]:
 def snippet_logits(video: Path, model, spec, device, decoder: str, batch_size: int, progress: bool):
     """[T, 400] logits of the centre crop of each 16-frame snippet, and the decode summary."""
     import torch
-    from vad.extract.progress import progress_bar
+    from vad.progress import progress_bar
 
     from vad.extract.preprocess import to_network_layout
     from vad.extract.snippets import SnippetPlan, VideoSummary, iter_snippets

@@ -113,7 +113,7 @@ def score(videos, model_path, output_format, threshold, plot, gt_path, out_dir, 
 
 def _score_one(scorer, video: Path, output_format: str, out_dir: Path | None, target: Path | None, gt: dict) -> dict:
     """Score, write the curve (stdout or OUT/<stem>.<format>) and the plot; returns what was written."""
-    from vad.extract.cache import atomic_write_bytes
+    from vad.files import atomic_write_bytes
     from vad.pipeline.score import as_json, describe_intervals, gt_for_video, plot_scores, score_file, write_csv
 
     result = score_file(scorer, video, progress=not progress_disabled())

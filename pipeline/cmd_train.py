@@ -199,7 +199,7 @@ def provenance(cache, cache_config: dict, data, generated_footage: bool) -> dict
 def _run(config, cache, cache_config, labels, evaluation, training_gt, out, history, resume_state, load_training_set, generated_footage):
     from vad.models.io import save_model
     from vad.models.trainer import train as run_training
-    from vad.extract.cache import atomic_write_json
+    from vad.files import atomic_write_json
 
     progress = not progress_disabled()
     data = load_training_set(cache, labels, config.segments, progress=progress)

@@ -180,7 +180,7 @@ def supervised_probe_auc(train_cache: Path, train, test_cache: Path, test) -> fl
 
 def _record_default_model(model: Path) -> None:
     """Make the demo's model the one `vad score` uses without --model (weights/default_model.json)."""
-    from vad.extract.cache import atomic_write_json
+    from vad.files import atomic_write_json
     from vad.pipeline.score import DEFAULT_MODEL_POINTER
     from vad.weights import install_dir
 

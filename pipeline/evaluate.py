@@ -11,9 +11,11 @@ from typing import Mapping, Sequence
 
 import numpy as np
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
-from vad.extract.progress import progress_bar
+from vad.progress import progress_bar
 
-from vad.extract.cache import FeatureCache, atomic_write_bytes
+from vad.extract.cache import FeatureCache
+
+from vad.files import atomic_write_bytes
 from vad.models.correction import correct_scores
 from vad.models.detector import ARMSDetector
 from vad.models.inference import score_video

@@ -191,7 +191,7 @@ def import_features(
 
 def export_segments(cache: FeatureCache, out: Path, segments: int = 32, progress_wrap=lambda items: items) -> int:
     """Write each video's pooled training view [segments, C, D] as OUT/<id>.npy (docs/method.md (Training))."""
-    from vad.extract.cache import atomic_save_npy
+    from vad.files import atomic_save_npy
     from vad.models.pooling import pool_segments
 
     ids = cache.video_ids()

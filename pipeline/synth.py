@@ -29,7 +29,7 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from vad.extract.registry import Registry
+from vad.registry import Registry
 
 log = logging.getLogger("vad")
 
@@ -937,7 +937,7 @@ def make_dataset(out_dir: str | Path, n_normal: int, n_abnormal: int, seed: int 
     (default: every registered anomaly). `n_frames` is a fixed length or an inclusive range drawn
     per clip. Scene layouts follow from `seed`, so different seeds show different places.
     """
-    from vad.extract.progress import progress_bar
+    from vad.progress import progress_bar
 
     kinds = tuple(kinds) if kinds else tuple(ANOMALIES)
     unknown = [k for k in kinds if k not in ANOMALIES]

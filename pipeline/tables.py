@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from vad.extract.cache import atomic_write_bytes
+from vad.files import atomic_write_bytes
 
 LABEL_VALUES = {"0": 0, "1": 1, "normal": 0, "abnormal": 1}
 

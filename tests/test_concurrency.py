@@ -20,7 +20,9 @@ from click.testing import CliRunner
 
 from videos import pattern_frames, write_lossless
 
-from vad.extract.cache import CLAIM_EXPIRY_S, ClaimHeartbeat, FeatureCache, process_identity
+from vad.claims import CLAIM_EXPIRY_S, ClaimHeartbeat, process_identity
+
+from vad.extract.cache import FeatureCache
 from vad.pipeline.cli import main
 
 
@@ -74,7 +76,7 @@ def test_claims_of_other_hosts_expire_when_their_heartbeat_stops(tmp_path):
 
     cache.claim_path("alive").write_text(json.dumps(remote))
     os.utime(cache.claim_path("alive"), (silent, silent))
-    heartbeat = ClaimHeartbeat(cache, interval=0.05).start()
+    heartbeat = ClaimHeartbeat(cache.claim_path, interval=0.05).start()
     heartbeat.hold("alive")  # as the remote owner's heartbeat would
     try:
         deadline = time.time() + 5
@@ -154,7 +156,7 @@ def test_written_files_honour_the_umask_not_the_temporary_files_0600(tmp_path):
     import sys
 
     script = ("import os, stat, sys; os.umask(0o022); from pathlib import Path; import numpy as np;"
-              "from vad.extract.cache import FeatureCache, atomic_write_bytes;"
+              "from vad.extract.cache import FeatureCache; from vad.files import atomic_write_bytes;"
               "root = Path(sys.argv[1]); atomic_write_bytes(root / 'm.pt', b'x');"
               "FeatureCache(root / 'c').ensure_config({'backbone': 'b', 'feature_dim': 2, 'crops': 1, 'clip_len': 16});"
               "FeatureCache(root / 'c').write('v', np.zeros((1, 1, 2), np.float32), {'n_frames': 16});"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from vad.extract.backbones import BACKBONES, get_backbone
-from vad.extract.registry import Registry, UnknownName
+from vad.registry import Registry, UnknownName
 from vad.models.phases import PHASES, get_phase
 from vad.pipeline.synth import ANOMALIES
 
@@ -32,7 +32,7 @@ def test_the_three_registries_use_it():
 def test_progress_bars_redraw_rarely_into_log_files(tmp_path):
     import io
 
-    from vad.extract.progress import LOG_INTERVAL_S, progress_bar
+    from vad.progress import LOG_INTERVAL_S, progress_bar
 
     with open(tmp_path / "job.log", "w") as log_file:
         bar = progress_bar(range(3), file=log_file, mininterval=1.0)

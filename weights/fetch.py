@@ -28,7 +28,7 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from vad.extract.cache import atomic_write_bytes
+from vad.files import atomic_write_bytes
 from vad.weights import WeightsEntry, WeightsError, check_state_dict, install_dir, load_state_dict_file, manifest_entry, sha256_file
 
 log = logging.getLogger("vad")

@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from vad.extract.registry import Registry
+from vad.registry import Registry
 
 
 @dataclass(frozen=True)

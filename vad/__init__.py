@@ -1,0 +1,1 @@
+"""vad: weakly-supervised video anomaly detection."""
