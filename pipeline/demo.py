@@ -69,7 +69,7 @@ def _run(command: str, args: list[str]) -> str:
 
 
 def run_demo(config: DemoConfig) -> dict:
-    from vad.pipeline.synth import make_dataset
+    from vad.synth import make_dataset
 
     out = config.out
     started = time.perf_counter()

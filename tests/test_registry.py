@@ -6,7 +6,7 @@ import pytest
 from vad.extract.backbones import BACKBONES, get_backbone
 from vad.registry import Registry, UnknownName
 from vad.models.phases import PHASES, get_phase
-from vad.pipeline.synth import ANOMALIES
+from vad.synth import ANOMALIES
 
 
 def test_add_refuses_a_name_twice_and_unknown_names_list_the_known_ones():

@@ -8,7 +8,8 @@ import av
 import numpy as np
 import pytest
 
-from vad.pipeline import synth
+from vad import synth
+from vad.synth.actors import _walker
 
 TINY = synth.SceneConfig(scene_id=7, width=64, height=48)
 
@@ -70,7 +71,7 @@ def test_runners_and_vehicles_move_several_times_faster_than_walkers():
     spec = synth.ClipSpec(scene=synth.SceneConfig(scene_id=3), seed=0, n_frames=120, anomaly="running")
     scene = synth.build_scene(spec.scene)
     rng = np.random.default_rng(0)
-    walk = np.median([_speed(scene, synth._walker(rng, scene, spec), 25) for _ in range(5)])
+    walk = np.median([_speed(scene, _walker(rng, scene, spec), 25) for _ in range(5)])
     run = _speed(scene, synth.ANOMALIES["running"](rng, scene, spec).tracks[0], 25)
     car = _speed(scene, synth.ANOMALIES["vehicle"](rng, scene, spec).tracks[0], 25)
     assert 0.5 < walk < 1.1

@@ -1,7 +1,7 @@
 """Named registries (backbones, phases, synthetic anomaly kinds): one shape for all of them.
 
 Backbones (vad.extract.backbones), training phases (vad.models.phases) and the synthetic
-generator's anomaly kinds (vad.pipeline.synth) each register by name; a registry refuses a name
+generator's anomaly kinds (vad.synth) each register by name; a registry refuses a name
 twice and answers an unknown name with the names it knows.
 """
 from __future__ import annotations
