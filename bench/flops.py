@@ -8,7 +8,7 @@ pooling and ReLU are left out: they are < 1% and run at memory speed, not tensor
 
     python bench/flops.py [--backbones i3d-r50,i3d-inception] [--frames 16] [--size 224]
 
-Inception-I3D on 1x16x224x224 gives 27.79 GMAC (golden/i3d-inception/NOTES.md §6).
+Inception-I3D on 1x16x224x224 gives 27.79 GMAC (docs/backbones.md, "Cost (FLOPs)").
 """
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """Deviation of each autocast precision from the fp32 golden clip40 features, on any device.
 
-`vad extract` (the runner, reference profile, centre crop) on golden/i3d-r50/clip40.mp4 with
-the golden generator's weights, compared with clip40_feats.npy (the reference extractor's
-float32 features): max|ours - ref| / max|ref| (the golden README's measure; fp32 must stay
-<= 1e-5), mean |ours - ref| and the smallest per-snippet cosine. Prints one JSON object.
+`vad extract` (the runner, reference profile, centre crop) on tests/data/golden/i3d-r50/clip40.mp4
+with the golden generator's weights, compared with clip40_feats.npy (the reference extractor's
+float32 features): max|ours - ref| / max|ref| (the measure of docs/backbones.md, Tolerances; fp32
+must stay <= 1e-5), mean |ours - ref| and the smallest per-snippet cosine. Prints one JSON object.
 
     python bench/precision.py [--device cpu|cuda] [--precisions fp32,bf16,fp16] [--crops 1]
 """

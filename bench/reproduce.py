@@ -10,8 +10,9 @@ labels from the lists, `vad gt import`, `vad train --preset <dataset>` (ARMS; ad
 `--variants arms,ms-top1,ms-topk` for the baselines of Table V), `vad eval` with and without score
 correction; then prints the Markdown row next to the paper's number (Tables I-III of the ARMS paper).
 
-Lists and GT default to the public files in ../shared/reference/annotations (RTFM's lists and
-gt-sh.npy, UCF-Crime's Temporal_Anomaly_Annotation.txt, XD-Violence's annotations.txt); pass
+Lists and GT default to the copies of the public files in tests/data/annotations (RTFM's lists
+and gt-sh.npy, UCF-Crime's Temporal_Anomaly_Annotation.txt, XD-Violence's annotations.txt and
+UR-DMU's lists; tests/data/README.md says where each comes from); pass
 --train-list/--test-list/--gt for your own copies. Every training flag of `vad train` can be
 overridden (e.g. `--epochs 1 --iterations 3` for a smoke run).
 """
@@ -33,7 +34,8 @@ from vad.pipeline.tables import read_gt, write_labels
 
 log = logging.getLogger("vad")
 
-ANNOTATIONS = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "annotations"
+# The public lists and GT files, copied into the repository for the tests (tests/data/README.md).
+ANNOTATIONS = Path(__file__).resolve().parents[1] / "tests" / "data" / "annotations"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("dataset", choices=sorted(DATASETS), help="sh, ucf or xd")
     parser.add_argument("--features", required=True, type=Path, help="folder of the released training features (.npy)")
     parser.add_argument("--test-features", type=Path, default=None, help="folder of the test features (default: --features)")
-    parser.add_argument("--train-list", type=Path, default=None, help="training list (default: the public one in shared/reference)")
+    parser.add_argument("--train-list", type=Path, default=None, help="training list (default: the public one in tests/data/annotations)")
     parser.add_argument("--test-list", type=Path, default=None, help="test list (default: the public one)")
     parser.add_argument("--gt", type=Path, default=None, help="ground truth in the dataset's public format (default: the public one)")
     parser.add_argument("--work", type=Path, default=Path("reproduce"), help="output folder: cache, CSVs, runs (default: ./reproduce/<dataset>)")

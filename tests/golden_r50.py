@@ -1,7 +1,8 @@
-"""The deterministic i3d-r50 weights of golden/i3d-r50/README.md ("Weight generator", seed 20261128).
+"""The deterministic i3d-r50 weights the golden outputs were computed with (seed 20261128).
 
-The golden outputs were computed with these weights, not the Kinetics ones, so the tests
-need no download. Rules a-g of the README, first match wins.
+docs/backbones.md, "The generated i3d-r50 weights of the tests", gives the recipe; the golden
+outputs in tests/data/golden/i3d-r50 were computed with these weights, not the Kinetics ones, so
+the tests need no download. Rules a-g of that table, first match wins.
 """
 from __future__ import annotations
 

@@ -144,7 +144,7 @@ def test_shards_split_the_work_through_the_installed_entry_point(tmp_path, small
 
 
 def test_bikes_reproduces_the_original_inception_pipeline(tmp_path, inception_weights_path):
-    """golden/i3d-inception/pipeline-bikes: DeepMind's model fed by exactly our pipeline, 16 snippets x 10 crops."""
+    """tests/data/golden/i3d-inception/pipeline-bikes: DeepMind's model fed by exactly our pipeline, 16 snippets x 10 crops."""
     result = run_extract(VIDEOS / "bikes.mp4", "--cache", tmp_path / "c", "--backbone", "i3d-inception", "--crops", "10", "--decoder", "pyav", "--device", "cpu", "--batch-size", "2", "-q")
     assert result.exit_code == 0, result.output
     feats = FeatureCache(tmp_path / "c").load("bikes")

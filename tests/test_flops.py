@@ -14,7 +14,7 @@ from flops import backbone_gmacs, count_macs  # noqa: E402
 
 
 def test_inception_matches_golden_notes():
-    # golden/i3d-inception/NOTES.md §6: 27.79 GMAC per 1x16x224x224 clip (58 convs incl. the
+    # docs/backbones.md, "Cost (FLOPs)": 27.79 GMAC per 1x16x224x224 clip (58 convs incl. the
     # 0.0004 GMAC logits conv, which the feature forward does not run).
     result = backbone_gmacs("i3d-inception")
     assert result["convs"] == 57

@@ -1,4 +1,4 @@
-"""Importers and tables on the real reference files (../shared/reference)."""
+"""Importers and tables on the real public files in tests/data (tests/data/README.md says where each comes from)."""
 from __future__ import annotations
 
 import math

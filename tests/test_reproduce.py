@@ -37,7 +37,7 @@ def _abnormal_like(source: Path, seed: int) -> tuple[np.ndarray, tuple[int, int]
 @pytest.fixture
 def release(tmp_path: Path) -> dict:
     if not REAL.is_dir():
-        pytest.skip("shared reference features not present")
+        pytest.skip("tests/data/features/shanghaitech-i3d-r50 not present")
     train_dir, test_dir = tmp_path / "SH_Train_ten_crop_i3d", tmp_path / "SH_Test_ten_crop_i3d"
     train_dir.mkdir(), test_dir.mkdir()
     train_normal = (REAL / "train_files.txt").read_text().split()

@@ -34,7 +34,7 @@ def write_lossless(path: Path, frames: np.ndarray, fps: int = 25) -> Path:
 
 
 def clip40_frames() -> np.ndarray:
-    """The golden clip40 recipe (golden/i3d-r50/README.md): 40 frames of 320x240."""
+    """The recipe of the golden clip40.mp4 (tests/data/golden/i3d-r50): 40 frames of 320x240."""
     t = np.arange(40)[:, None, None]
     y = np.arange(240)[None, :, None]
     x = np.arange(320)[None, None, :]
