@@ -92,7 +92,7 @@ VARIANTS: dict[str, Variant] = {
 CONSTANT_STD = 0.01  # all test scores within this std: the model outputs one number
 FLAT_SPREAD = 0.01  # spread_abnormal below this: the curves of abnormal videos are flat
 FLAT_STD = 0.05  # abnormal test videos this flat inside ...
-FLAT_LIFT = 0.2  # ... while raised this much above normal videos: the §10 trap
+FLAT_LIFT = 0.2  # ... while raised this much above normal videos: the flat-curve trap (docs/method.md, The detector)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,7 +23,7 @@
 # Environment: with network access it builds .venv-gpu with the pinned torch (pip install -e .);
 # offline (this workplace's GPU machines) it uses the machine's python3 and torch, installs vad
 # itself without dependencies and the wheels carried in .whl/ (av, decord: see THROUGHPUT.md),
-# and reads the golden files from .gpu_carry/ when ../shared/reference is absent.
+# and reads the golden files from the checkout's tests/data/golden/i3d-r50 (tests/paths.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR=${1:-${OUT:-bench/gpu_out}}
@@ -58,10 +58,6 @@ else
   mkdir -p /tmp/vadsrc/vad
   for sub in extract models pipeline weights; do ln -sfn "$PWD/$sub" "/tmp/vadsrc/vad/$sub"; done
   export PYTHONPATH=/tmp/vadsrc${PYTHONPATH:+:$PYTHONPATH}
-fi
-if [ ! -d ../shared/reference/golden/i3d-r50 ] && [ -d .gpu_carry/i3d-r50 ]; then
-  mkdir -p ../shared/reference/golden
-  cp -r .gpu_carry/i3d-r50 ../shared/reference/golden/
 fi
 export PYTHONUNBUFFERED=1
 "$PY" - <<'EOF' >&2

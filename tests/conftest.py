@@ -10,7 +10,7 @@ from golden_r50 import write_weights
 
 @pytest.fixture(scope="session")
 def r50_weights_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The golden generator's i3d-r50 weights (golden/i3d-r50/README.md), saved once per session."""
+    """The golden generator's i3d-r50 weights (docs/backbones.md, "The generated i3d-r50 weights of the tests"), saved once per session."""
     return write_weights(tmp_path_factory.mktemp("weights") / "i3d_r50_golden.pth")
 
 

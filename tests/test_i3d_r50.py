@@ -1,4 +1,4 @@
-"""i3d-r50 against the golden reference (golden/i3d-r50/README.md): layout, weights, network, preprocessing, conversion."""
+"""i3d-r50 against the golden reference (tests/data/golden/i3d-r50; docs/backbones.md): layout, weights, network, preprocessing, conversion."""
 from __future__ import annotations
 
 import json
@@ -163,7 +163,7 @@ def test_resize_matches_pillow_reference():
 
 
 def reference_snippets(frames: np.ndarray) -> list[np.ndarray]:
-    """16-frame snippets, the last padded by repeating the last frame (ARCHITECTURE.md §2.3)."""
+    """16-frame snippets, the last padded by repeating the last frame (docs/backbones.md, "The reference extraction pipeline", step 3)."""
     starts = range(0, len(frames), 16)
     return [frames[[min(i, len(frames) - 1) for i in range(start, start + 16)]] for start in starts]
 

@@ -1,4 +1,4 @@
-"""Inception-I3D against the original implementation's golden outputs (golden/i3d-inception/NOTES.md).
+"""Inception-I3D against the original implementation's golden outputs (tests/data/golden/i3d-inception; docs/backbones.md).
 
 The network runs once per input and the converted weights load once per session; the 64- and
 79-frame forwards are the costly part (a few seconds each on two cores).
@@ -24,8 +24,8 @@ from vad.weights import load_weights, manifest_entry, state_dict_signature
 from vad.weights.convert_flax import convert_variables
 
 GIF = GOLDEN_INC / "v_CricketShot_g04_c01_rgb.gif"
-ATOL = 1e-4  # NOTES.md §4: float32 port vs the original, logits and Mixed_5c
-ATOL_MEAN = 1e-5  # NOTES.md §4: Mixed_5c averaged over (T, H, W)
+ATOL = 1e-4  # docs/backbones.md, Tolerances: float32 port vs the original, logits and Mixed_5c
+ATOL_MEAN = 1e-5  # the same: Mixed_5c averaged over (T, H, W)
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +64,7 @@ def golden_input(seed: int, frames: int, golden) -> np.ndarray:
 
 
 def test_same_padding_puts_the_odd_pixel_at_the_end():
-    # NOTES.md §2 table: Conv3d_1a (T/H/W), MaxPool3d_2a (H), MaxPool3d_4a at T=16 and T=64, MaxPool3d_5a
+    # TF 'SAME' pads of the original: Conv3d_1a (T/H/W), MaxPool3d_2a (H), MaxPool3d_4a at T=16 and T=64, MaxPool3d_5a
     assert same_pads(16, 7, 2) == (2, 3)
     assert same_pads(224, 7, 2) == (2, 3)
     assert same_pads(112, 3, 2) == (0, 1)

