@@ -124,7 +124,7 @@ R50_WEIGHTS=/tmp/vad_r50_golden.pth
 INC_ARGS=()
 INC_WEIGHTS_KIND=real
 if [ -n "${OFFLINE:-}" ] || ! timeout 60 "${VAD[@]}" weights fetch i3d-inception --if-missing -q >&2; then
-  if ! "$PY" -c "from vad.weights import resolve; resolve('i3d-inception')" 2>/dev/null; then
+  if ! "$PY" -c "from vad.extract.backbones import get_backbone; from vad.weights import resolve; resolve(get_backbone('i3d-inception').weights)" 2>/dev/null; then
     INC_WEIGHTS_KIND="random (real weights unavailable offline; speed does not depend on values)"
     "$PY" -c "
 import torch; from vad.extract.backbones import get_backbone

@@ -1,6 +1,6 @@
 """Network-only throughput of a backbone: clips/s and achieved TFLOP/s per precision and memory layout.
 
-Random uint8 clips already on the device go through exactly what `_Batcher.flush` does
+Random uint8 clips already on the device go through exactly what `Engine.flush` (vad.extract.engine) does
 (normalise on the device, autocast, the backbone), so the figure is the ceiling that decode and
 preprocessing must keep fed. FLOPs per clip come from bench/flops.py (conv MACs x 2).
 
@@ -25,7 +25,7 @@ from flops import backbone_gmacs  # noqa: E402
 
 from vad.extract.backbones import get_backbone  # noqa: E402
 from vad.extract.preprocess import to_network_layout  # noqa: E402
-from vad.extract.runner import PRECISIONS  # noqa: E402
+from vad.extract.engine import PRECISIONS, configure_backends  # noqa: E402
 
 
 def sync(device: torch.device) -> None:
@@ -79,9 +79,8 @@ def main() -> None:
     parser.add_argument("--peak-tflops", type=str, default="", help="the device's dense peak per precision, e.g. fp32=67,bf16=989,fp16=989")
     args = parser.parse_args()
     device = torch.device(args.device)
-    torch.backends.cuda.matmul.allow_tf32 = False  # as load_backbone: the fp32 figure is true fp32
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cudnn.benchmark = args.cudnn_benchmark
+    configure_backends(device, "fp32", 1)  # as extraction: no TF32, so the fp32 figure is true fp32
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark  # the bench times both choices
     spec = get_backbone(args.backbone)
     model = spec.build().eval().to(device)  # weights do not change the speed
     gflop = backbone_gmacs(args.backbone)["gflop_per_clip"]

@@ -60,7 +60,7 @@ def stage_split(path: Path, crops_list: list[int], weights: Path) -> dict:
     torch_s, _ = timed(lambda: resize_like_pillow(batch, new_h, new_w))
     snippets = [np.stack(resized[i:i + 16]) for i in range(0, len(resized) - 15, 16)]
     spec = get_backbone("i3d-r50")
-    from vad.extract.runner import load_backbone
+    from vad.extract.engine import load_backbone
 
     model, _ = load_backbone(spec, weights, torch.device("cpu"))
     out = {"frames": len(frames), "snippets": n_snippets, "seconds_per_snippet": {}}

@@ -63,10 +63,11 @@ def backbone_weights(backbone: str, tmp: Path) -> tuple[Path | None, str]:
         from golden_r50 import write_weights
 
         return write_weights(tmp / "r50.pth"), "golden generator (tests/golden_r50.py)"
+    from vad.extract.backbones import get_backbone
     from vad.weights import WeightsError, resolve
 
     try:
-        return resolve(backbone), "weights/ (vad weights fetch i3d-inception)"
+        return resolve(get_backbone(backbone).weights), "weights/ (vad weights fetch i3d-inception)"
     except WeightsError as exc:
         return None, str(exc)
 

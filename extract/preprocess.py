@@ -17,9 +17,15 @@ from PIL import Image
 from vad.extract.resize_torch import resize_like_pillow
 
 
+# Frames per snippet: every released I3D feature set of the field (RTFM's UCF-Crime and
+# ShanghaiTech features, those ARMS trains on) cuts videos into 16-frame snippets, and the
+# evaluation spreads each snippet's score over its 16 frames. Defined here only.
+CLIP_LEN = 16
+
+
 @dataclass(frozen=True)
 class Geometry:
-    clip_len: int = 16  # frames per snippet
+    clip_len: int = CLIP_LEN  # frames per snippet
     short_side: int = 256  # shorter side after resize; the long side is truncated with int()
     crop_size: int = 224  # square crops fed to the network
 

@@ -3,7 +3,7 @@
 One actor per GPU (or, without GPUs, per `cpus_per_actor` CPUs) loads the backbone once and
 takes one video per task; a free actor gets the next video, so long and short videos balance
 themselves. The guarantees of the local backend hold because the work goes through the same
-pieces: each actor claims a video in the cache, streams it through `video_features` and writes
+pieces: each actor claims a video in the cache, streams it through the extraction engine and writes
 the entry with `FeatureCache.write` (atomic, metadata last), so a worker killed mid-video leaves
 no entry that looks finished and its claim goes stale with its process. Ray restarts a dead
 actor (`max_restarts`) and re-runs the task it was running (`max_task_retries`); a video that
@@ -17,32 +17,28 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
-import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
-import numpy as np
 import torch
-from vad.progress import progress_bar
 
-from vad.extract.backbones import get_backbone
 from vad.claims import ClaimHeartbeat, process_identity
+from vad.errors import RunFailure
+from vad.extract.backbones import get_backbone
 from vad.extract.cache import FeatureCache
+from vad.extract.engine import Failed, Finished, Refused, first_line, load_backbone, resolve_device
 from vad.extract.inputs import VideoItem
-from vad.extract.runner import (
-    ExtractConfig, ExtractReport, _Batcher, cache_config, is_current, load_backbone, resolve_device, source_stat, videos_to_extract,
-)
-from vad.extract.snippets import VideoSummary, iter_snippets
+from vad.extract.runner import ExtractConfig, ExtractReport, cache_config, is_current, record_failure, videos_to_extract, write_entry
+from vad.progress import progress_bar
 
 log = logging.getLogger("vad")
 
 MISSING_RAY = "--backend ray needs the optional Ray package: pip install 'vad[ray]' (or: pip install 'ray[default]>=2.30')"
 
 
-class RayUnavailable(Exception):
+class RayUnavailable(RunFailure):
     """Ray is not installed; the message says how to install it."""
 
 
@@ -63,89 +59,42 @@ def import_ray():
     return ray
 
 
-def prefetch(iterator: Iterator, depth: int = 4) -> Iterator:
-    """Run `iterator` in a background thread, `depth` items ahead.
-
-    Decoding (PyAV), JPEG and resizing (Pillow) release the GIL, so the next snippets are made
-    while the network runs on the current batch: the actor overlaps decode and inference
-    without worker processes of its own.
-    """
-    items: queue.Queue = queue.Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
-
-    def produce():
-        try:
-            for item in iterator:
-                while not stop.is_set():
-                    try:
-                        items.put(("item", item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            items.put(("end", done))
-        except BaseException as exc:  # handed to the consumer, raised there
-            items.put(("error", exc))
-
-    thread = threading.Thread(target=produce, daemon=True)
-    thread.start()
-    try:
-        while True:
-            kind, value = items.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-
-
 class ExtractWorker:
-    """Holds a loaded backbone; `run(item)` extracts one video into the cache (a Ray actor body)."""
+    """Holds the extraction engine; `run(item)` extracts one video into the cache (a Ray actor body)."""
 
     def __init__(self, cache_dir: str, config: ExtractConfig, threads: int):
         torch.set_num_threads(max(1, threads))
         self.config = config
         self.spec = get_backbone(config.backbone)
         self.device = resolve_device(config.device)
-        self.model, _ = load_backbone(self.spec, config.weights, self.device, config.allow_unverified_weights)
+        model, _ = load_backbone(self.spec, config.weights, self.device, config.allow_unverified_weights)
+        self.engine = config.engine(self.spec, self.device, model)
         self.cache = FeatureCache(cache_dir)
         self.heartbeat = ClaimHeartbeat(self.cache.claim_path).start()  # lives as long as the actor
-        self.plan = config.snippet_plan(self.spec, self.device)
 
     def pid(self) -> int:
         return os.getpid()
 
-    def run(self, item: VideoItem) -> dict:
-        """{"status": "done"|"failed"|"claimed"|"skipped", ...}; the entry is in the cache when "done"."""
+    def run(self, item: VideoItem) -> Finished | Failed | Refused:
+        """The video's outcome; when Finished, its entry is in the cache (the features stay here)."""
         owner = process_identity()
         holder = self.cache.claim(item.video_id, owner)
         if holder is not None:
-            return {"status": "claimed", "why": f"claimed by pid {holder.get('pid')} on {holder.get('host')}"}
+            return Refused(0, f"claimed by pid {holder.get('pid')} on {holder.get('host')}")
         self.heartbeat.hold(item.video_id)
         try:
             if not self.config.overwrite and is_current(self.cache, item):  # finished meanwhile by another run
-                return {"status": "skipped"}
-            batcher = _Batcher(self.model, self.spec, self.plan, self.device, self.config.batch_snippets(self.device),
-                               self.config.precision)
-            summary = VideoSummary()
+                return Refused(0, "done")
             try:
-                for index, snippet in enumerate(prefetch(iter_snippets(item.path, self.plan, summary))):
-                    batcher.add(0, index, snippet)
-                batcher.flush()
-                features = batcher.take(0)
+                # decoding runs a few snippets ahead in a thread: the actor overlaps decode and
+                # inference without worker processes of its own
+                features, summary = self.engine.video(item.path, read_ahead=4)
             except Exception as exc:  # one broken video must not stop the run
-                text = str(exc).strip()
-                return {"status": "failed", "error": text.splitlines()[0] if text else type(exc).__name__}
-            meta = {**summary.as_meta(), "n_snippets": summary.n_snippets, "decode_s": round(summary.decode_s, 3),
-                    **source_stat(item.path), "backbone": self.spec.name, "crops": self.config.crops,
-                    "profile": self.config.profile, "backend": "ray"}
-            self.cache.write(item.video_id, np.asarray(features), meta)
-            return {"status": "done", "snippets": int(features.shape[0]), "partial": bool(meta["partial"])}
+                return Failed(0, first_line(exc))
+            meta = {**summary.as_meta(), "n_snippets": summary.n_snippets, "decode_s": round(summary.decode_s, 3)}
+            report = ExtractReport()
+            write_entry(self.cache, item, Finished(0, features, meta), self.spec, self.config, report, backend="ray")
+            return Finished(0, features[:0], {**meta, "n_snippets": int(features.shape[0])})
         finally:
             self.heartbeat.drop(item.video_id)
             self.cache.release_if_owned(item.video_id, owner)
@@ -187,7 +136,7 @@ def extract_ray(items: list[VideoItem], cache_dir: str | Path, config: ExtractCo
         try:
             ray.init(address=options.address, logging_level=logging.WARNING, log_to_driver=False)
         except ConnectionError as exc:
-            raise ValueError(f"--ray-address {options.address}: cannot reach a Ray cluster ({exc})") from None
+            raise RayUnavailable(f"--ray-address {options.address}: cannot reach a Ray cluster ({exc})") from None
     try:
         n_actors, resources = plan_actors(ray, options)
         n_actors = min(n_actors, len(todo))
@@ -220,8 +169,7 @@ def _dispatch(ray, actors: list, todo: list[VideoItem], cache: FeatureCache, rep
             try:
                 outcome = ray.get(ready[0])
             except ray.exceptions.RayError as exc:  # died max_task_retries + 1 times on it, or an error outside the per-video guard
-                text = str(exc).strip()
-                outcome = {"status": "failed", "error": f"ray worker failed on it ({text.splitlines()[0] if text else type(exc).__name__})"}
+                outcome = Failed(0, f"ray worker failed on it ({first_line(exc)})")
             _record(outcome, item, cache, report)
             bar.update(1)
             if on_result is not None:
@@ -231,19 +179,15 @@ def _dispatch(ray, actors: list, todo: list[VideoItem], cache: FeatureCache, rep
                 running[actor.run.remote(item)] = (actor, item)
 
 
-def _record(outcome: dict, item: VideoItem, cache: FeatureCache, report: ExtractReport) -> None:
-    status = outcome["status"]
-    if status == "done":
+def _record(outcome: Finished | Failed | Refused, item: VideoItem, cache: FeatureCache, report: ExtractReport) -> None:
+    if isinstance(outcome, Finished):
         report.extracted.append(item.video_id)
-        report.snippets += outcome["snippets"]
-        if outcome["partial"]:
+        report.snippets += outcome.meta["n_snippets"]
+        if outcome.meta["partial"]:
             report.partial.append(item.video_id)
-    elif status == "skipped":
-        report.skipped.append(item.video_id)
-    elif status == "claimed":
-        report.claimed.append(item.video_id)
-        log.warning("%s: %s, left to it", item.video_id, outcome["why"])
+    elif isinstance(outcome, Refused):
+        (report.skipped if outcome.why == "done" else report.claimed).append(item.video_id)
+        if outcome.why != "done":
+            log.warning("%s: %s, left to it", item.video_id, outcome.why)
     else:
-        report.failed.append((item.video_id, outcome["error"]))
-        cache.record_failure(item.video_id, str(item.path), outcome["error"])
-        log.error("vad: %s: %s", item.video_id, outcome["error"])
+        record_failure(cache, item, outcome.error, report)

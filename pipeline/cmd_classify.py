@@ -31,29 +31,15 @@ def top_classes(logits, labels: list[str], k: int) -> list[dict]:
 
 
 def snippet_logits(video: Path, model, spec, device, decoder: str, batch_size: int, progress: bool):
-    """[T, 400] logits of the centre crop of each 16-frame snippet, and the decode summary."""
+    """[T, classes] logits of the centre crop of each 16-frame snippet, and the decode summary."""
     import torch
-    from vad.progress import progress_bar
 
-    from vad.extract.preprocess import to_network_layout
-    from vad.extract.snippets import SnippetPlan, VideoSummary, iter_snippets
+    from vad.extract.engine import Engine
+    from vad.extract.snippets import SnippetPlan
 
-    summary = VideoSummary()
-    out, batch = [], []
-
-    def flush() -> None:
-        x = spec.normalise(to_network_layout(torch.stack(batch).to(device)))
-        with torch.inference_mode():
-            out.append(model.logits(x).float().cpu())
-        batch.clear()
-
-    for crops in progress_bar(iter_snippets(video, SnippetPlan(crops=1, decoder=decoder), summary), desc=video.name, unit="snippet", disable=not progress):
-        batch.append(crops[0])
-        if len(batch) == batch_size:
-            flush()
-    if batch:
-        flush()
-    return torch.cat(out), summary
+    engine = Engine(model, spec, SnippetPlan(crops=1, decoder=decoder), device, batch_size, head=lambda model, x: model.logits(x))
+    logits, summary = engine.video(video, progress=progress)
+    return torch.from_numpy(logits[:, 0]), summary
 
 
 @click.command()
@@ -73,9 +59,8 @@ def classify(video: Path, k: int, clip_only: bool, as_json: bool, weights: str |
     224x224 crop of each snippet. Exit codes: 0 done, 1 decoding failed, 2 bad input.
     """
     from vad.extract.backbones import get_backbone
-    from vad.extract.backbones.inception_i3d import kinetics400_labels
     from vad.extract.decode import DecodeError
-    from vad.extract.runner import load_backbone, resolve_device
+    from vad.extract.engine import load_backbone, resolve_device
     from vad.weights import WeightsError
 
     if not video.is_file():
@@ -90,7 +75,7 @@ def classify(video: Path, k: int, clip_only: bool, as_json: bool, weights: str |
         logits, summary = snippet_logits(video, model, spec, torch_device, decoder, batch_size, not progress_disabled())
     except DecodeError as exc:
         raise RuntimeFailure(str(exc)) from None
-    labels = kinetics400_labels()
+    labels = spec.labels()
     clip = top_classes(logits.mean(dim=0), labels, k)
     fps = summary.fps or None
     snippets = [

@@ -114,9 +114,9 @@ def score(videos, model_path, output_format, threshold, plot, gt_path, out_dir, 
 def _score_one(scorer, video: Path, output_format: str, out_dir: Path | None, target: Path | None, gt: dict) -> dict:
     """Score, write the curve (stdout or OUT/<stem>.<format>) and the plot; returns what was written."""
     from vad.files import atomic_write_bytes
-    from vad.pipeline.score import as_json, describe_intervals, gt_for_video, plot_scores, score_file, write_csv
+    from vad.pipeline.score import as_json, describe_intervals, gt_for_video, plot_scores, write_csv
 
-    result = score_file(scorer, video, progress=not progress_disabled())
+    result = scorer.score(video, progress=not progress_disabled())
     log.info("%s: %d frames at %.3f fps, video score %.3f%s", video, result.n_frames, result.fps, result.video_score,
              " (partial: decoding stopped early)" if result.partial else "")
     if output_format == "json":
@@ -125,7 +125,7 @@ def _score_one(scorer, video: Path, output_format: str, out_dir: Path | None, ta
         buffer = io.StringIO()
         write_csv(result, buffer)
         text = buffer.getvalue()
-        if result.intervals is not None:
+        if scorer.config.threshold is not None:
             for line in describe_intervals(result, scorer.config.threshold):
                 click.echo(line, err=True)
     written = {"video": str(video)}

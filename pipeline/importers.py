@@ -18,11 +18,11 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from vad.extract.cache import FeatureCache
+from vad.extract.preprocess import CLIP_LEN
 
 log = logging.getLogger("vad")
 
 FEATURE_FORMATS = ("auto", "rtfm", "npy", "sultani")
-CLIP_LEN = 16
 CROP_SUFFIX = re.compile(r"^(?P<video>.+)__(?P<crop>\d+)$")  # XD-Violence: one file per crop, name__k
 
 

@@ -20,20 +20,20 @@ from pathlib import Path
 from typing import Callable, TextIO
 
 import numpy as np
-import torch
 from PIL import Image
 
 from vad import weights as weights_store
-from vad.extract.backbones import BackboneSpec, backbone_names, get_backbone
+from vad.errors import VadError
+from vad.extract.backbones import PROFILES, BackboneSpec, backbone_names, get_backbone
 from vad.extract.decode import open_video
-from vad.extract.preprocess import Geometry
-from vad.extract.runner import PROFILES, geometry_on_device, load_backbone, resolve_device, video_features
+from vad.extract.engine import Engine, geometry_on_device, load_backbone, resolve_device
+from vad.extract.preprocess import CLIP_LEN, Geometry
 from vad.extract.snippets import SnippetPlan
 from vad.models.correction import correct_scores, video_level_score
 from vad.models.detector import ARMSDetector
 from vad.models.inference import score_video
 from vad.models.io import ModelFileError, load_model
-from vad.pipeline.evaluate import CLIP_LEN, frame_scores
+from vad.pipeline.evaluate import frame_scores
 from vad.pipeline.plot import Interval, intervals_above, plot_curve
 
 log = logging.getLogger("vad")
@@ -45,7 +45,7 @@ DEFAULT_MODEL_FILE = "vad_default_model.pt"
 THUMBNAIL_HEIGHT = 160  # pixels; thumbnails are small on the plot, so frames are kept small too
 
 
-class ScoreInputError(ValueError):
+class ScoreInputError(VadError):
     """The model, its weights or the requested options cannot score videos; the message says why."""
 
 
@@ -62,37 +62,54 @@ class ScoreConfig:
 
 
 @dataclass
-class VideoScores:
-    """The curve of one video and what is needed to read it."""
+class Curve:
+    """One video's frame-level anomaly curve and what is needed to read it."""
 
     path: Path
     fps: float
     n_frames: int
     partial: bool  # decoding stopped early; the curve covers the frames that decoded
     snippet_scores: np.ndarray  # [T] final snippet scores (corrected unless correction is off)
-    scores: np.ndarray  # [n_frames] frame scores in [0, 1]
+    frame_scores: np.ndarray  # [n_frames] one score in [0, 1] per decoded frame
     video_score: float  # the p of docs/method.md (Score correction) on the raw snippet scores
-    intervals: list[Interval] | None  # [start, end) frames above the threshold; None without one
+    provenance: dict  # what the scoring model was trained on (model.pt's provenance)
 
     def times(self) -> np.ndarray:
+        """Each frame's time in seconds: frame / fps."""
         return np.arange(self.n_frames) / self.fps
+
+    def intervals(self, threshold: float) -> list[Interval]:
+        """Runs of frames scoring above `threshold`, as end-exclusive [start, end) frame intervals."""
+        return intervals_above(self.frame_scores, threshold)
 
 
 @dataclass
 class Scorer:
-    """A loaded model with the backbone and preprocessing its features came from."""
+    """A loaded model with the extraction engine (backbone and preprocessing) its features came from."""
 
     config: ScoreConfig
     detector: ARMSDetector
     feature: dict  # payload["feature"] of the model file
-    spec: BackboneSpec
-    backbone: torch.nn.Module
-    plan: SnippetPlan
-    device: torch.device
+    engine: Engine
     provenance: dict  # what the model was trained on (payload["provenance"]; empty for older files)
+
+    @property
+    def spec(self) -> BackboneSpec:
+        return self.engine.spec
 
     def trained_on_generated_footage(self) -> bool:
         return bool(self.provenance.get("generated_footage"))
+
+    def score(self, video: str | Path, progress: bool = False) -> Curve:
+        """Score one video (DecodeError when it cannot be decoded at all)."""
+        path = Path(video)
+        features, summary = self.engine.video(path, progress=progress)
+        raw = score_video(self.detector, features)
+        snippet = correct_scores(raw) if self.config.correction else raw
+        if summary.fps <= 0:
+            raise ScoreInputError(f"{path}: the container gives no frame rate, so frame times are unknown")
+        return Curve(path, summary.fps, summary.n_frames, summary.partial, snippet, frame_scores(snippet, summary.n_frames),
+                     video_level_score(raw), self.provenance)
 
 
 def default_model_path() -> Path:
@@ -162,11 +179,11 @@ def load_scorer(config: ScoreConfig) -> Scorer:
     backbone, _ = load_backbone(spec, weights, device, allow_unverified=config.allow_unverified_weights)
     profile = feature.get("profile", "reference")
     geometry = Geometry(clip_len=CLIP_LEN, short_side=feature.get("short_side", 256), crop_size=feature.get("crop_size", 224))
-    plan = SnippetPlan(crops=feature["crops"], jpeg_quality=spec.reference_jpeg_quality if profile == "reference" else None,
-                       decoder=config.decoder, geometry=geometry, geometry_on_device=geometry_on_device("auto", device))
+    plan = SnippetPlan(crops=feature["crops"], jpeg_quality=spec.jpeg_quality(profile), decoder=config.decoder,
+                       geometry=geometry, geometry_on_device=geometry_on_device("auto", device))
     log.debug("model %s: %s features, %d crop(s), profile %s, device %s", config.model, spec.name, plan.crops, profile, device)
     provenance = payload.get("provenance") if isinstance(payload.get("provenance"), dict) else {}
-    return Scorer(config, detector, feature, spec, backbone, plan, device, provenance)
+    return Scorer(config, detector, feature, Engine(backbone, spec, plan, device, config.batch_size), provenance)
 
 
 def generated_footage_warning(scorer: Scorer) -> str:
@@ -186,42 +203,28 @@ def gt_for_video(gt: dict[str, list[Interval]], video: Path) -> list[Interval]:
     return gt[max(matches, key=len)] if matches else []
 
 
-def score_file(scorer: Scorer, path: Path, progress: bool = False) -> VideoScores:
-    """Score one video (DecodeError when it cannot be decoded at all)."""
-    config = scorer.config
-    features, summary = video_features(path, scorer.backbone, scorer.spec, scorer.plan, scorer.device,
-                                       batch_size=config.batch_size, progress=progress)
-    raw = score_video(scorer.detector, features)
-    snippet = correct_scores(raw) if config.correction else raw
-    scores = frame_scores(snippet, summary.n_frames)
-    if summary.fps <= 0:
-        raise ScoreInputError(f"{path}: the container gives no frame rate, so frame times are unknown")
-    intervals = intervals_above(scores, config.threshold) if config.threshold is not None else None
-    return VideoScores(path, summary.fps, summary.n_frames, summary.partial, snippet, scores, video_level_score(raw), intervals)
-
-
-def write_csv(result: VideoScores, handle: TextIO) -> None:
+def write_csv(result: Curve, handle: TextIO) -> None:
     """`frame,time_s,score`, one row per decoded frame."""
     writer = csv.writer(handle, lineterminator="\n")
     writer.writerow(["frame", "time_s", "score"])
-    for frame, (time_s, score) in enumerate(zip(result.times(), result.scores)):
+    for frame, (time_s, score) in enumerate(zip(result.times(), result.frame_scores)):
         writer.writerow([frame, f"{time_s:.6f}", f"{score:.6f}"])
 
 
-def interval_records(result: VideoScores) -> list[dict]:
+def interval_records(result: Curve, threshold: float) -> list[dict]:
     """Intervals with frames [start, end) and their times (end_s = end_frame / fps)."""
     return [{"start_frame": s, "end_frame": e, "start_s": round(s / result.fps, 6), "end_s": round(e / result.fps, 6),
-             "max_score": round(float(result.scores[s:e].max()), 6)} for s, e in (result.intervals or [])]
+             "max_score": round(float(result.frame_scores[s:e].max()), 6)} for s, e in result.intervals(threshold)]
 
 
-def as_json(result: VideoScores, scorer: Scorer) -> dict:
+def as_json(result: Curve, scorer: Scorer) -> dict:
     config = scorer.config
     return {
         "video": str(result.path),
         "model": str(config.model),
         "provenance": scorer.provenance,
         "backbone": scorer.spec.name,
-        "crops": scorer.plan.crops,
+        "crops": scorer.engine.plan.crops,
         "correction": config.correction,
         "fps": result.fps,
         "n_frames": result.n_frames,
@@ -229,20 +232,21 @@ def as_json(result: VideoScores, scorer: Scorer) -> dict:
         "partial": result.partial,
         # mean of the top-k raw snippet scores, k = floor(T/16)+1 (the p of docs/method.md (Score correction))
         "video_score": round(result.video_score, 6),
-        "max_score": round(float(result.scores.max()), 6),
+        "max_score": round(float(result.frame_scores.max()), 6),
         "threshold": config.threshold,
-        "intervals": interval_records(result) if result.intervals is not None else None,
+        "intervals": interval_records(result, config.threshold) if config.threshold is not None else None,
         "snippet_scores": [round(float(s), 6) for s in result.snippet_scores],
-        "scores": [round(float(s), 6) for s in result.scores],
+        "scores": [round(float(s), 6) for s in result.frame_scores],
     }
 
 
-def describe_intervals(result: VideoScores, threshold: float) -> list[str]:
+def describe_intervals(result: Curve, threshold: float) -> list[str]:
     """Human-readable interval lines (stderr in CSV mode, so the CSV stays pure)."""
-    if not result.intervals:
+    records = interval_records(result, threshold)
+    if not records:
         return [f"{result.path}: no frame scores above {threshold:g}"]
     return [f"{result.path}: abnormal frames {r['start_frame']}-{r['end_frame'] - 1} ({r['start_s']:.2f}-{r['end_s']:.2f} s, "
-            f"max {r['max_score']:.3f})" for r in interval_records(result)]
+            f"max {r['max_score']:.3f})" for r in records]
 
 
 def thumbnail_source(path: Path, decoder: str) -> Callable[[list[int]], list[np.ndarray]]:
@@ -264,10 +268,11 @@ def thumbnail_source(path: Path, decoder: str) -> Callable[[list[int]], list[np.
     return frames_at
 
 
-def plot_scores(result: VideoScores, scorer: Scorer, png: Path, gt_intervals: list[Interval] | None = None) -> Path:
+def plot_scores(result: Curve, scorer: Scorer, png: Path, gt_intervals: list[Interval] | None = None) -> Path:
     config = scorer.config
     title = f"{result.path.name}: {scorer.spec.name}, correction {'on' if config.correction else 'off'}, video score {result.video_score:.2f}"
     if scorer.trained_on_generated_footage():
         title += " (demo model)"
-    return plot_curve(png, result.scores, result.fps, threshold=config.threshold, intervals=result.intervals, gt_intervals=gt_intervals,
+    intervals = result.intervals(config.threshold) if config.threshold is not None else None
+    return plot_curve(png, result.frame_scores, result.fps, threshold=config.threshold, intervals=intervals, gt_intervals=gt_intervals,
                       thumbnails=thumbnail_source(result.path, config.decoder), title=title)

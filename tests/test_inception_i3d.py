@@ -20,8 +20,8 @@ from vad.extract.backbones import get_backbone
 from vad.extract.backbones.inception_i3d import MaxPool3dSame, Unit3D, build_inception_i3d, kinetics400_labels, same_pads
 from vad.extract.preprocess import normalise_unit_range
 from vad.pipeline.cli import main
-from vad.weights import load_weights, manifest_entry, state_dict_signature
-from vad.weights.convert_flax import convert_variables
+from vad.weights import load_weights, state_dict_signature
+from vad.extract.backbones.inception_i3d_flax import convert_variables
 
 GIF = GOLDEN_INC / "v_CricketShot_g04_c01_rgb.gif"
 ATOL = 1e-4  # docs/backbones.md, Tolerances: float32 port vs the original, logits and Mixed_5c
@@ -31,7 +31,7 @@ ATOL_MEAN = 1e-5  # the same: Mixed_5c averaged over (T, H, W)
 @pytest.fixture(scope="session")
 def model(inception_weights_path):
     net = build_inception_i3d()
-    load_weights(net, "i3d-inception", inception_weights_path)
+    load_weights(net, get_backbone("i3d-inception").weights, inception_weights_path)
     return net
 
 
@@ -101,7 +101,7 @@ def test_unit3d_folded_batchnorm_equals_conv_bn_relu():
 
 def test_registry_entry():
     spec = get_backbone("i3d-inception")
-    assert (spec.feature_dim, spec.weights, spec.reference_jpeg_quality) == (1024, "i3d-inception", None)
+    assert (spec.feature_dim, spec.weights.name, spec.weights.file, spec.reference_jpeg_quality) == (1024, "i3d-inception", "i3d_inception_kinetics400.pt", None)
     assert spec.normalise is normalise_unit_range
     assert torch.equal(spec.normalise(torch.tensor([0.0, 127.5, 255.0])), torch.tensor([-1.0, 0.0, 1.0]))
 
@@ -126,7 +126,7 @@ def test_converter_maps_every_checkpoint_array_onto_the_module():
     state = convert_variables(variables)
     expected = {k: tuple(v.shape) for k, v in build_inception_i3d().state_dict().items() if not k.endswith("num_batches_tracked")}
     assert {k: tuple(v.shape) for k, v in state.items()} == expected
-    assert state_dict_signature(state) == manifest_entry("i3d-inception").signature_sha256
+    assert state_dict_signature(state) == get_backbone("i3d-inception").weights.signature_sha256
     assert torch.equal(state["Conv3d_1a_7x7.bn.weight"], torch.ones(64))  # no BN scale in the checkpoint
 
 

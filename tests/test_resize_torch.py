@@ -14,7 +14,8 @@ from videos import clip40_frames
 from vad.extract.backbones import get_backbone
 from vad.extract.preprocess import finish_snippet, normalise_caffe, resize_frame, to_network_layout
 from vad.extract.resize_torch import pillow_bilinear_taps, resize_like_pillow
-from vad.extract.runner import ExtractConfig, video_features
+from vad.extract.engine import Engine
+from vad.extract.runner import ExtractConfig
 from vad.extract.snippets import MAX_DEFERRED_PIXELS, SnippetPlan, VideoSummary, iter_snippets
 
 
@@ -103,7 +104,7 @@ def test_batcher_on_device_gives_the_same_features_as_workers():
     for resize_on in ("workers", "device"):
         plan = ExtractConfig(crops=10, resize_on=resize_on).snippet_plan(spec, cpu)
         assert plan.geometry_on_device == (resize_on == "device")
-        feats[resize_on], summary = video_features(GOLDEN_R50 / "clip40.mp4", TinyBackbone(), spec, plan, cpu, batch_size=2)
+        feats[resize_on], summary = Engine(TinyBackbone(), spec, plan, cpu, batch_size=2).video(GOLDEN_R50 / "clip40.mp4")
     assert feats["workers"].shape == (3, 10, 24) and summary.n_snippets == 3
     np.testing.assert_array_equal(feats["workers"], feats["device"])
     assert ExtractConfig(resize_on="auto").snippet_plan(spec, torch.device("cuda")).geometry_on_device
@@ -113,15 +114,13 @@ def test_batcher_on_device_gives_the_same_features_as_workers():
 
 
 def test_a_batch_of_videos_of_two_sizes_is_finished_per_size_in_order():
-    from vad.extract.runner import _Batcher
-
     spec, cpu = get_backbone("i3d-r50"), torch.device("cpu")
     rng = np.random.default_rng(4)
     snippets = [torch.from_numpy(rng.integers(0, 256, (16, h, w, 3), dtype=np.uint8)) for h, w in [(240, 320), (480, 856), (240, 320)]]
     features = {}
     for on_device in (False, True):
         plan = SnippetPlan(crops=10, geometry_on_device=on_device)
-        batcher = _Batcher(TinyBackbone(), spec, plan, cpu, batch_size=3, precision="fp32")
+        batcher = Engine(TinyBackbone(), spec, plan, cpu, batch_size=3, precision="fp32")
         for video, snippet in enumerate(snippets):
             batcher.add(video, 0, snippet if on_device else finish_snippet(snippet, 10, plan.geometry))
         features[on_device] = [batcher.take(video) for video in range(3)]

