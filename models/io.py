@@ -4,8 +4,12 @@
      "state_dict": {...}, "feature": {"backbone", "feature_dim", "crops", ...from cache.json},
      "provenance": {"backbone", "train_videos": {"normal", "abnormal", "total"}, "cache",
                     "command", "generated_footage", "created", "vad_version"},
-     "train": TrainConfig as dict, "iteration": k, "phase": name,
+     "train": TrainConfig.to_dict(), "iteration": k, "phase": name,
      "ratios": {abnormal video id: lambda used in this iteration}}
+
+"train" is flat: the training settings next to the detector's fields except feature_dim (which
+"detector" holds). TrainConfig.from_dict reads it back; older files lack heads, kernel_size,
+fc_dim and attention_dropout there, which read as the defaults they were trained with.
 
 Format 2 is the detector with the gated attention branch; format 1 files (a LayerNorm block)
 cannot be loaded into it and are refused with a message saying to retrain.
@@ -19,12 +23,13 @@ import torch
 
 from vad.files import atomic_write
 from vad.models.detector import ARMSDetector, DetectorConfig
+from vad.errors import VadError
 
 MODEL_FORMAT = 2
 MODEL_KIND = "vad-arms-detector"
 
 
-class ModelFileError(Exception):
+class ModelFileError(VadError):
     """A model file that is missing, unsafe or not ours; the message names the file."""
 
 

@@ -2,11 +2,42 @@
 
 Every function takes snippet scores in [0, 1] as [B, T] tensors (one row per bag: a crop of a
 video, docs/method.md (Training)) and returns a scalar averaged over the bags of the mini-batch.
+The video-level MIL terms register by their `--loss` name in LOSSES.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
+
+from vad.registry import Registry
+
+
+@dataclass(frozen=True)
+class VideoLoss:
+    """A video-level MIL term as the trainer calls it: `fn(abnormal_scores, normal_scores, ...)`
+    with, of a training step's settings, only those named in `settings` (lam: the abnormal ratio
+    of each abnormal bag; k: the k of MS-MIL top-k), so each equation keeps its own signature."""
+
+    name: str
+    fn: Callable[..., torch.Tensor]
+    settings: tuple[str, ...] = ()
+
+    def __call__(self, abnormal_scores: torch.Tensor, normal_scores: torch.Tensor, **step_settings) -> torch.Tensor:
+        return self.fn(abnormal_scores, normal_scores, **{key: step_settings[key] for key in self.settings})
+
+
+LOSSES: Registry[VideoLoss] = Registry("loss")
+
+
+def register_loss(name: str, *settings: str) -> Callable[[Callable[..., torch.Tensor]], Callable[..., torch.Tensor]]:
+    """Decorator: register the function under `name`; it stays callable as written."""
+    def register(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        LOSSES.add(name, VideoLoss(name, fn, settings))
+        return fn
+    return register
 
 
 def abnormal_ratio(scores: torch.Tensor) -> torch.Tensor:
@@ -14,6 +45,7 @@ def abnormal_ratio(scores: torch.Tensor) -> torch.Tensor:
     return scores.mean(dim=1)
 
 
+@register_loss("ar", "lam")
 def ar_mil_loss(abnormal_scores: torch.Tensor, normal_scores: torch.Tensor, lam: torch.Tensor | float) -> torch.Tensor:
     """Eq. (4): L_AR = r- + alpha * max(0, lambda - r+), alpha = 1/lambda (Sec. IV-B).
 
@@ -28,12 +60,14 @@ def ar_mil_loss(abnormal_scores: torch.Tensor, normal_scores: torch.Tensor, lam:
     return r_neg.mean() + (torch.relu(lam - r_pos) / lam).mean()
 
 
+@register_loss("ms-top1")
 def ms_mil_top1_loss(abnormal_scores: torch.Tensor, normal_scores: torch.Tensor) -> torch.Tensor:
     """Eq. (1): max(0, 1 - max_t s+_t + max_t s-_t), bag i of one side paired with bag i of the other."""
     _check_pairs(abnormal_scores, normal_scores)
     return torch.relu(1 - abnormal_scores.max(dim=1).values + normal_scores.max(dim=1).values).mean()
 
 
+@register_loss("ms-topk", "k")
 def ms_mil_topk_loss(abnormal_scores: torch.Tensor, normal_scores: torch.Tensor, k: int = 3) -> torch.Tensor:
     """Eq. (2): max(0, 1 - (1/k) sum of the k largest s+ + max_t s-_t); k = 3 as RTFM (Sec. IV-C)."""
     _check_pairs(abnormal_scores, normal_scores)

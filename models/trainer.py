@@ -1,4 +1,4 @@
-"""Multi-phase self-training (Algorithm 1) and the traditional self-training baseline.
+"""Multi-phase self-training (Algorithm 1) and the traditional self-training baseline (the schedules: models/phases.py).
 
 One iteration = a freshly initialised detector trained for a number of optimiser steps on
 mini-batches of `batch_videos` normal + `batch_videos` abnormal videos (32 pooled segments per
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Callable
 
 import numpy as np
@@ -23,22 +23,19 @@ from vad.progress import progress_bar
 from vad.extract.cache import FeatureCache
 from vad.models.detector import INITS, ARMSDetector, DetectorConfig
 from vad.models.inference import score_bags
-from vad.models.losses import ar_mil_loss, ms_mil_top1_loss, ms_mil_topk_loss, phase_loss
-from vad.models.phases import PhaseContext, get_phase
+from vad.models.losses import LOSSES, phase_loss
+from vad.models.phases import SCHEDULES, PhaseContext, get_phase
 from vad.models.pooling import N_SEGMENTS, pool_segments, segment_bounds
 from vad.models.pseudo import UNLABELLED, RatioUpdate, quartile_pseudo_labels
 
 log = logging.getLogger("vad")
 
-SCHEDULES = ("arms", "traditional")
 CROP_BAGS = ("mean", "each")
 # Floor on optimiser steps per iteration (bench/RESULTS.md, "Steps"): 40 epochs of the demo's 28
 # clips are 40 steps, after which 72% of the 32-wide layer's units are still dead (28% live after
 # HAM; 72% with 100 steps). More is not better: the worlds' 160 steps already leave no dead unit,
 # and 500 lowered ARMS's AUC_A there by 0.024 (5 seeds).
 MIN_STEPS = 100
-LOSSES = ("ar", "ms-top1", "ms-topk")
-TRADITIONAL = "traditional"  # the plan entry of a traditional self-training iteration
 
 
 @dataclass(frozen=True)
@@ -60,20 +57,16 @@ class TrainConfig:
     lambda_max: float = 1.0  # cap on adaptive ratios; 1.0 = none, as the paper (a flat model drives eq. 6 to 1)
     beta: float = 0.5  # weight of the pseudo-label BCE (eq. 5)
     segments: int = N_SEGMENTS  # pooled segments per training bag (RTFM)
-    dropout: float = 0.7  # detector dropout (see models/detector.py)
-    hidden_dim: int = 1024  # detector width (Fig. 5: 1024); smaller is much faster on CPU
-    attention: bool = True  # the gated self-attention block of Fig. 5; False = conv + MLP
-    init: str = "xavier"  # detector weights: xavier (RTFM) or torch (PyTorch's default; see models/detector.py)
+    # The detector every iteration initialises afresh (models/detector.py): hidden_dim 1024 as
+    # Fig. 5 (smaller is much faster on CPU), dropout, attention (False: conv + MLP), init. Its
+    # feature_dim is not a setting: training takes it from the features.
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
     seed: int = 0  # seeds initialisation, dropout and sampling of every iteration
     device: str = "cpu"  # torch device of training
 
     def validate(self) -> "TrainConfig":
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule {self.schedule!r}: choose from {', '.join(SCHEDULES)}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss {self.loss!r}: choose from {', '.join(LOSSES)}")
-        if self.schedule == "arms" and self.loss != "ar":
-            raise ValueError("the arms schedule trains with AR-MIL; MS-MIL losses belong to --schedule traditional")
+        schedule = SCHEDULES[self.schedule]
+        LOSSES[self.loss]
         if not self.phases:
             raise ValueError("no phases given")
         seen = set()
@@ -82,12 +75,9 @@ class TrainConfig:
             if name in seen:
                 raise ValueError(f"phase {name!r} listed twice")
             seen.add(name)
-        if self.schedule == "arms" and get_phase(self.phases[0]).needs_previous_iteration:
-            raise ValueError(f"phase {self.phases[0]!r} needs a previous iteration's scores; put bst (or ham) before it")
         if self.iterations is not None and self.iterations < 1:
             raise ValueError("iterations must be at least 1")
-        if self.schedule == "arms" and self.iterations is not None and self.iterations < len(self.phases):
-            raise ValueError(f"{len(self.phases)} phases need at least {len(self.phases)} iterations")
+        schedule.check(self)
         for name in ("lambda_small", "lambda_large"):
             if not 0 < getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in (0, 1]")
@@ -95,33 +85,52 @@ class TrainConfig:
             raise ValueError("lambda_fixed must be in (0, 1]")
         if not 0 < self.lambda_max <= 1:
             raise ValueError("lambda_max must be in (0, 1]")
-        if self.attention and self.hidden_dim % 8:
-            raise ValueError("hidden_dim must be a multiple of the 8 attention heads")
-        if self.init not in INITS:
-            raise ValueError(f"init {self.init!r}: choose from {', '.join(INITS)}")
         if self.crop_bags not in CROP_BAGS:
             raise ValueError(f"crop_bags {self.crop_bags!r}: choose from {', '.join(CROP_BAGS)}")
         if self.min_steps < 0:
             raise ValueError("min_steps must be at least 0")
-        for name in ("epochs", "batch_videos", "segments", "topk", "hidden_dim"):
+        for name in ("epochs", "batch_videos", "segments", "topk"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        if not 0 <= self.dropout < 1:
-            raise ValueError("dropout must be in [0, 1)")
+        detector = self.detector
+        for name in ("hidden_dim", "heads", "kernel_size", "fc_dim"):
+            if getattr(detector, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if detector.attention and detector.hidden_dim % detector.heads:
+            raise ValueError(f"hidden_dim must be a multiple of the {detector.heads} attention heads")
+        if detector.init not in INITS:
+            raise ValueError(f"init {detector.init!r}: choose from {', '.join(INITS)}")
+        for name in ("dropout", "attention_dropout"):
+            if not 0 <= getattr(detector, name) < 1:
+                raise ValueError(f"{name} must be in [0, 1)")
         return self
 
     def plan(self) -> list[str]:
         """The phase (or 'traditional') of each iteration k = 1..K."""
-        if self.schedule == TRADITIONAL:
-            return [TRADITIONAL] * (self.iterations or 6)
-        last_repeats = get_phase(self.phases[-1]).uses_pseudo_labels
-        k = self.iterations or (6 if last_repeats else len(self.phases))
-        return [*self.phases, *[self.phases[-1]] * (k - len(self.phases))]
+        return SCHEDULES[self.schedule].plan(self)
 
     def to_dict(self) -> dict:
-        data = asdict(self)
+        """Plain data, flat: the detector's fields (less feature_dim) sit among the training
+        settings under their own names, where model files and metrics.json have always had
+        dropout, hidden_dim, attention and init."""
+        data: dict = {}
+        for f in fields(self):
+            if f.name == "detector":
+                data.update((key, value) for key, value in self.detector.to_dict().items() if key != "feature_dim")
+            else:
+                data[f.name] = getattr(self, f.name)
         data["phases"] = list(self.phases)
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        """The inverse of to_dict. Files written before TrainConfig held a DetectorConfig store
+        only its dropout, hidden_dim, attention and init; they trained with the defaults of the
+        other fields, which is what the missing keys read as."""
+        values = {f.name: data[f.name] for f in fields(cls) if f.name != "detector" and f.name in data}
+        if "phases" in values:
+            values["phases"] = tuple(values["phases"])
+        return cls(**values, detector=DetectorConfig.from_dict(data))
 
 
 # The paper's hyper-parameters (Sec. IV-B); presets are data, flags override them.
@@ -132,19 +141,31 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def make_config(preset: str | None = None, **overrides) -> TrainConfig:
-    """Defaults, then the preset, then every override that is not None; validated once."""
+def make_config(preset: str | None = None, *, detector: DetectorConfig | dict | None = None, **overrides) -> TrainConfig:
+    """Defaults, then the preset, then every override that is not None; validated once.
+
+    detector: a DetectorConfig, or overrides of the default detector's fields (again, None
+    values keep the default), e.g. {"hidden_dim": 128, "attention": False}.
+    """
     values: dict = {}
     if preset is not None:
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
         values.update(PRESETS[preset])
-    names = {f.name for f in fields(TrainConfig)}
+    names = {f.name for f in fields(TrainConfig)} - {"detector"}
     for key, value in overrides.items():
         if key not in names:
-            raise TypeError(f"TrainConfig has no field {key!r}")
+            hint = f" (a detector field: pass detector={{{key!r}: ...}})" if key in DetectorConfig.__dataclass_fields__ else ""
+            raise TypeError(f"TrainConfig has no field {key!r}{hint}")
         if value is not None:
             values[key] = tuple(value) if key == "phases" else value
+    if isinstance(detector, dict):
+        for key in detector:
+            if key not in DetectorConfig.__dataclass_fields__:
+                raise TypeError(f"DetectorConfig has no field {key!r}")
+        detector = DetectorConfig(**{key: value for key, value in detector.items() if value is not None})
+    if detector is not None:
+        values["detector"] = detector
     return TrainConfig(**values).validate()
 
 
@@ -225,8 +246,7 @@ class ResumeState:
 
 
 def build_model(config: TrainConfig, feature_dim: int) -> ARMSDetector:
-    return ARMSDetector(DetectorConfig(feature_dim=feature_dim, hidden_dim=config.hidden_dim, dropout=config.dropout,
-                                       attention=config.attention, init=config.init))
+    return ARMSDetector(replace(config.detector, feature_dim=feature_dim))
 
 
 def crop_average_scores(model: ARMSDetector, bags: torch.Tensor) -> np.ndarray:
@@ -247,7 +267,8 @@ def train(
     """Run every iteration of config.plan() (from resume.iteration + 1 when resuming)."""
     device = torch.device(config.device)
     normal, abnormal = data.normal.to(device), data.abnormal.to(device)
-    plan = config.plan()
+    schedule = SCHEDULES[config.schedule]
+    plan = schedule.plan(config)
     n_abnormal = len(data.abnormal_ids)
     previous_scores = previous_labels = previous_ratios = None
     start = 1
@@ -259,23 +280,17 @@ def train(
     result = None
     for k in range(start, len(plan) + 1):
         name = plan[k - 1]
-        if name == TRADITIONAL:
-            lam = config.lambda_fixed if config.lambda_fixed is not None else config.lambda_small
-            update = RatioUpdate(np.full(n_abnormal, lam), np.full(n_abnormal, lam), 0)
-            use_labels, loss_name = k > 1, config.loss
-        else:
-            phase = get_phase(name)
-            update = phase.ratios(PhaseContext(n_abnormal, config.lambda_small, config.lambda_large, previous_ratios,
-                                               None if previous_scores is None else list(previous_scores), config.lambda_max))
-            use_labels, loss_name = phase.uses_pseudo_labels, "ar"
-        labels = previous_labels if use_labels else None
-        if use_labels and labels is None:
+        setup = schedule.setup(config, k, name, PhaseContext(n_abnormal, config.lambda_small, config.lambda_large, previous_ratios,
+                                                             None if previous_scores is None else list(previous_scores), config.lambda_max))
+        update = setup.ratios
+        labels = previous_labels if setup.uses_pseudo_labels else None
+        if setup.uses_pseudo_labels and labels is None:
             log.warning("iteration %d (%s): no previous iteration, so no pseudo labels; training on video labels only", k, name)
         torch.manual_seed(config.seed * 1000 + k)  # re-initialisation and dropout of iteration k
         rng = np.random.default_rng([config.seed, k])  # mini-batch sampling of iteration k
         model = build_model(config, data.feature_dim).to(device)
         steps = iteration_steps(config, normal.shape[0], abnormal.shape[0])
-        losses = _fit(model, normal, abnormal, update.ratios, labels, loss_name, config, rng, steps,
+        losses = _fit(model, normal, abnormal, update.ratios, labels, setup.loss, config, rng, steps,
                       desc=f"iteration {k}/{len(plan)} {name}", progress=progress)
         scores = crop_average_scores(model, abnormal)
         normal_scores = crop_average_scores(model, normal)
@@ -326,6 +341,7 @@ def _fit(model, normal, abnormal, ratios, labels, loss_name, config: TrainConfig
     ratio_t = torch.as_tensor(ratios, dtype=torch.float32, device=device)
     label_t = None if labels is None else torch.as_tensor(labels, dtype=torch.int64, device=device)
     normal_stream, abnormal_stream = IndexStream(normal.shape[0], rng), IndexStream(abnormal.shape[0], rng)
+    mil_term = LOSSES[loss_name]  # the video-level term (eq. 4, 1 or 2)
     block = steps_per_epoch(config, normal.shape[0], abnormal.shape[0])
     losses, total = [], []
     model.train()
@@ -335,7 +351,7 @@ def _fit(model, normal, abnormal, ratios, labels, loss_name, config: TrainConfig
         ai = torch.as_tensor(abnormal_stream.take(config.batch_videos), device=device)
         both = bag_scores(model, torch.cat([abnormal[ai], normal[ni]]), config.crop_bags)
         sa, sn = both[: len(ai) * repeat], both[len(ai) * repeat:]
-        video_loss = VIDEO_LOSSES[loss_name](sa, sn, ratio_t[ai].repeat_interleave(repeat), config)
+        video_loss = mil_term(sa, sn, lam=ratio_t[ai].repeat_interleave(repeat), k=config.topk)
         if label_t is not None:
             bag_labels = torch.cat([label_t[ai].repeat_interleave(repeat, dim=0), torch.zeros_like(sn, dtype=torch.int64)])
             loss = phase_loss(video_loss, both, bag_labels, config.beta)
@@ -350,14 +366,6 @@ def _fit(model, normal, abnormal, ratios, labels, loss_name, config: TrainConfig
             total = []
             bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
     return losses
-
-
-# The video-level term of each loss name: (abnormal bags, normal bags, lambda per abnormal bag, config).
-VIDEO_LOSSES: dict[str, Callable] = {
-    "ar": lambda sa, sn, lam, config: ar_mil_loss(sa, sn, lam),
-    "ms-top1": lambda sa, sn, lam, config: ms_mil_top1_loss(sa, sn),
-    "ms-topk": lambda sa, sn, lam, config: ms_mil_topk_loss(sa, sn, config.topk),
-}
 
 
 # Mean adaptive ratio above which eq. 6 is most likely feeding on flat scores rather than on

@@ -156,6 +156,8 @@ def test_resume_reproduces_the_last_iteration(world, run):
     resumed.mkdir()
     metrics = json.loads((out / "metrics.json").read_text())
     metrics["iterations"] = metrics["iterations"][:2]
+    for key in ("heads", "kernel_size", "fc_dim", "attention_dropout"):  # as a run from before the config held them
+        del metrics["config"][key]
     (resumed / "metrics.json").write_text(json.dumps(metrics))
     for k in (1, 2):
         (resumed / f"iter_{k}.pt").write_bytes((out / f"iter_{k}.pt").read_bytes())
@@ -170,11 +172,17 @@ def test_resume_reproduces_the_last_iteration(world, run):
 
 def test_traditional_baseline_runs(world, tmp_path):
     result = vad("train", "--cache", world / "cache", "--labels", world / "train.csv", "--schedule", "traditional",
-                 "--loss", "ms-topk", "--iterations", 2, "--epochs", 1, "--min-steps", 0, "--batch-videos", 4, "--out", tmp_path / "t", "-q")
+                 "--loss", "ms-topk", "--iterations", 2, "--epochs", 1, "--min-steps", 0, "--batch-videos", 4, "--out", tmp_path / "t", "-q",
+                 "--hidden-dim", 16, "--dropout", 0.5, "--init", "torch", "--no-attention")
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
     assert [m["phase"] for m in metrics["iterations"]] == ["traditional", "traditional"]
     assert metrics["config"]["loss"] == "ms-topk"
+    # The detector flags reach the trained detector, and metrics.json and the model file record them.
+    payload = torch.load(tmp_path / "t" / "model.pt", weights_only=True)
+    flags = {"hidden_dim": 16, "dropout": 0.5, "init": "torch", "attention": False}
+    assert flags.items() <= payload["detector"].items() and flags.items() <= payload["train"].items() <= metrics["config"].items()
+    assert {k: v for k, v in payload["detector"].items() if k != "feature_dim"}.items() <= payload["train"].items()
 
 
 @pytest.mark.parametrize("extra, message", [

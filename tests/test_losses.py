@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from vad.models.losses import abnormal_ratio, ar_mil_loss, ms_mil_top1_loss, ms_mil_topk_loss, phase_loss, pseudo_label_bce
+from vad.models.losses import LOSSES, abnormal_ratio, ar_mil_loss, ms_mil_top1_loss, ms_mil_topk_loss, phase_loss, pseudo_label_bce
 
 t = lambda rows: torch.tensor(rows, dtype=torch.float64)
 
@@ -71,3 +71,25 @@ def test_ar_mil_reaches_every_snippet_top1_only_the_maximum():
     abnormal = t([[0.1, 0.2, 0.05, 0.3]]).requires_grad_()
     ms_mil_top1_loss(abnormal, t([[0.0, 0.0, 0.0, 0.0]])).backward()
     assert (abnormal.grad != 0).tolist() == [[False, False, False, True]]
+
+
+def test_every_loss_name_reaches_its_equation():
+    """The registry calls each equation with only the settings it takes: lambda for eq. 4, k for eq. 2."""
+    abnormal, normal = t([[0.9, 0.8, 0.1, 0.7], [0.2, 0.1, 0.0, 0.3]]), t([[0.3, 0.0, 0.1, 0.2], [0.1, 0.1, 0.1, 0.1]])
+    lam = t([0.5, 0.2])
+    assert list(LOSSES) == ["ar", "ms-top1", "ms-topk"]
+    expected = {"ar": (ar_mil_loss, ar_mil_loss(abnormal, normal, lam)), "ms-top1": (ms_mil_top1_loss, ms_mil_top1_loss(abnormal, normal)),
+                "ms-topk": (ms_mil_topk_loss, ms_mil_topk_loss(abnormal, normal, k=2))}
+    for name, (fn, value) in expected.items():
+        assert LOSSES[name].fn is fn and LOSSES[name].name == name
+        assert torch.equal(LOSSES[name](abnormal, normal, lam=lam, k=2), value)
+    assert not torch.equal(LOSSES["ms-topk"](abnormal, normal, lam=lam, k=3), expected["ms-topk"][1])  # k reaches eq. 2
+
+
+def test_an_unknown_loss_is_one_line_naming_the_known_ones():
+    from vad.models.trainer import make_config
+    from vad.registry import UnknownName
+
+    with pytest.raises(UnknownName) as caught:
+        make_config(schedule="traditional", loss="hinge")
+    assert str(caught.value) == "unknown loss 'hinge'; choose one of: ar, ms-top1, ms-topk"

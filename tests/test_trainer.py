@@ -10,6 +10,7 @@ from vad.models.pooling import pool_segments, segment_bounds
 from vad.models.pseudo import adaptive_ratios, estimate_abnormal_ratio, quartile_pseudo_labels
 from vad.models.trainer import (PRESETS, IndexStream, TrainingSet, make_config, pseudo_label_precision, segment_truth,
                                 train)
+from vad.registry import UnknownName
 
 
 # -- pooling (docs/method.md, Training) ------------------------------------------------------
@@ -67,7 +68,7 @@ def test_phase_registry():
     assert list(PHASES) == ["bst", "ham", "as"]
     assert not get_phase("bst").uses_pseudo_labels and get_phase("ham").uses_pseudo_labels
     assert get_phase("as").needs_previous_iteration
-    with pytest.raises(ValueError, match="unknown phase"):
+    with pytest.raises(UnknownName, match="unknown phase"):
         get_phase("xyz")
 
 
@@ -85,11 +86,76 @@ def test_plans():
     ({"loss": "ms-top1"}, "traditional"),
     ({"iterations": 2}, "at least 3"),
     ({"lambda_small": 0.0}, "lambda_small"),
-    ({"hidden_dim": 12}, "multiple of the 8 attention heads"),
+    ({"detector": {"hidden_dim": 12}}, "multiple of the 8 attention heads"),
+    ({"detector": {"dropout": 1.0}}, "dropout"),
 ])
 def test_config_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):
         make_config(**kwargs)
+
+
+def test_schedule_registry_runs_each_schedule_by_name():
+    from vad.models.phases import SCHEDULES, PhaseContext
+
+    assert list(SCHEDULES) == ["arms", "traditional"]
+    ctx = PhaseContext(n_abnormal=3, lambda_small=0.1, lambda_large=0.4, previous_ratios=None, previous_scores=None)
+    arms = make_config(phases=("bst", "ham"), iterations=3)
+    assert SCHEDULES["arms"].plan(arms) == arms.plan() == ["bst", "ham", "ham"]
+    ham = SCHEDULES["arms"].setup(arms, 2, "ham", ctx)
+    assert ham.ratios.ratios.tolist() == [0.4] * 3 and ham.uses_pseudo_labels and ham.loss == "ar"
+    traditional = make_config(schedule="traditional", loss="ms-topk", lambda_fixed=0.3, iterations=2)
+    assert SCHEDULES["traditional"].plan(traditional) == ["traditional"] * 2
+    first, second = (SCHEDULES["traditional"].setup(traditional, k, "traditional", ctx) for k in (1, 2))
+    assert first.ratios.ratios.tolist() == [0.3] * 3 and first.loss == "ms-topk"
+    assert not first.uses_pseudo_labels and second.uses_pseudo_labels  # labels of the previous iteration
+
+
+def test_an_unknown_schedule_is_one_line_naming_the_known_ones():
+    with pytest.raises(UnknownName) as caught:
+        make_config(schedule="co-training")
+    assert str(caught.value) == "unknown schedule 'co-training'; choose one of: arms, traditional"
+
+
+def test_detector_settings_go_through_the_detector_config():
+    from vad.models.detector import DetectorConfig
+
+    config = make_config(detector={"hidden_dim": 64, "attention": False, "dropout": None})
+    assert config.detector == DetectorConfig(hidden_dim=64, attention=False)  # None keeps the default, as for every override
+    assert make_config(detector=DetectorConfig(heads=4, hidden_dim=12)).detector.heads == 4
+    with pytest.raises(TypeError, match=r"no field 'hidden_dim' \(a detector field: pass detector="):
+        make_config(hidden_dim=64)
+    with pytest.raises(TypeError, match="DetectorConfig has no field 'width'"):
+        make_config(detector={"width": 64})
+
+
+def test_train_config_round_trips_through_the_model_file_with_its_detector(tmp_path):
+    from dataclasses import fields, replace
+
+    from vad.models.detector import DetectorConfig
+    from vad.models.io import load_model, save_model
+    from vad.models.trainer import TrainConfig, build_model
+
+    # The flat form needs the two configs' field names apart.
+    assert not {f.name for f in fields(TrainConfig)} & {f.name for f in fields(DetectorConfig)}
+    detector = DetectorConfig(hidden_dim=24, heads=4, kernel_size=5, fc_dim=16, dropout=0.3, attention_dropout=0.1, init="torch")
+    config = make_config(schedule="traditional", loss="ms-topk", topk=2, lambda_fixed=0.3, detector=detector, seed=3)
+    save_model(tmp_path / "model.pt", build_model(config, 8), train=config.to_dict())
+    model, payload = load_model(tmp_path / "model.pt")
+    assert TrainConfig.from_dict(payload["train"]) == config
+    assert model.config == DetectorConfig.from_dict(payload["detector"]) == replace(detector, feature_dim=8)
+
+
+def test_train_config_reads_the_train_dict_of_older_model_files():
+    """Before TrainConfig held a DetectorConfig, "train" stored these four of its fields only."""
+    from vad.models.detector import DetectorConfig
+    from vad.models.trainer import TrainConfig
+
+    old = {**make_config().to_dict(), "hidden_dim": 16, "dropout": 0.5, "attention": False, "init": "torch"}
+    for key in ("heads", "kernel_size", "fc_dim", "attention_dropout"):
+        del old[key]
+    config = TrainConfig.from_dict(old)
+    assert config.detector == DetectorConfig(hidden_dim=16, dropout=0.5, attention=False, init="torch")
+    assert config == make_config(detector={"hidden_dim": 16, "dropout": 0.5, "attention": False, "init": "torch"})
 
 
 def test_presets_are_the_papers():
@@ -163,7 +229,7 @@ def test_traditional_schedule_runs(loss):
 
 
 def test_width_and_attention_reach_the_detector_and_runaway_is_flagged(caplog):
-    result, seen = _train_once(hidden_dim=16, attention=False, iterations=3)
+    result, seen = _train_once(detector={"hidden_dim": 16, "attention": False}, iterations=3)
     assert result.model.config.hidden_dim == 16 and not result.model.config.attention
     assert all(r.metrics["lambda"]["runaway"] is False for r in seen[:2])
     from vad.models.pseudo import RatioUpdate
