@@ -16,17 +16,18 @@ import numpy as np
 from vad import claims
 from vad.claims import process_identity
 from vad.files import atomic_save_npy, atomic_write_json
+from vad.errors import RunFailure, VadError
 
 CACHE_FORMAT = 1
 # Keys of cache.json that define the feature configuration: a cache holds exactly one.
 CONFIG_KEYS = ("backbone", "weights_sha256", "feature_dim", "crops", "clip_len", "short_side", "crop_size", "profile")
 
 
-class CacheError(Exception):
+class CacheError(VadError):
     """A cache that cannot be used as asked (another configuration, a corrupt entry, a bad id)."""
 
 
-class CacheWriteError(Exception):
+class CacheWriteError(RunFailure):
     """Writing an entry failed at run time (disk full, permissions); finished entries are intact."""
 
 

@@ -20,6 +20,7 @@ from typing import Iterator
 import numpy as np
 
 from vad.extract.inputs import missing_file_reason
+from vad.errors import ConfigError, RunFailure
 
 log = logging.getLogger("vad")
 
@@ -28,7 +29,7 @@ DECORD_CHUNK = 32  # frames per decord batch: few Python round trips...
 DECORD_CHUNK_BYTES = 64 << 20  # ...but at most this much RGB per batch: 2 frames at 4K, where a batch of 32 is 800 MB
 
 
-class DecodeError(Exception):
+class DecodeError(RunFailure):
     """A video that cannot be decoded at all; the message names the file."""
 
 
@@ -238,7 +239,7 @@ def open_video(path: str | Path, decoder: str = "auto") -> FrameStream:
     """
     path = Path(path)
     if decoder not in DECODERS:
-        raise ValueError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
+        raise ConfigError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
     if not path.is_file():
         raise DecodeError(f"{path}: {missing_file_reason(path)}")
     if not os.access(path, os.R_OK):

@@ -26,6 +26,7 @@ from vad.extract.backbones import BackboneSpec
 from vad.extract.preprocess import finish_snippet, to_network_layout
 from vad.extract.snippets import SnippetPlan, VideoSummary, iter_snippets
 from vad.progress import progress_bar
+from vad.errors import ConfigError
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -104,7 +105,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+        raise ConfigError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
     return device
 
 

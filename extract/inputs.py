@@ -5,6 +5,7 @@ import hashlib
 import logging
 import os
 import stat
+from vad.errors import VadError
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ VIDEO_EXTENSIONS = frozenset(
 log = logging.getLogger("vad")
 
 
-class InputError(Exception):
+class InputError(VadError):
     """An INPUT that names nothing usable; the message says which and why."""
 
 

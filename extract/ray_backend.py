@@ -25,7 +25,7 @@ from typing import Callable
 import torch
 
 from vad.claims import ClaimHeartbeat, process_identity
-from vad.errors import RunFailure
+from vad.errors import VadError
 from vad.extract.backbones import get_backbone
 from vad.extract.cache import FeatureCache
 from vad.extract.engine import Failed, Finished, Refused, first_line, load_backbone, resolve_device
@@ -38,8 +38,8 @@ log = logging.getLogger("vad")
 MISSING_RAY = "--backend ray needs the optional Ray package: pip install 'vad[ray]' (or: pip install 'ray[default]>=2.30')"
 
 
-class RayUnavailable(RunFailure):
-    """Ray is not installed; the message says how to install it."""
+class RayUnavailable(VadError):
+    """Ray is not installed, or its cluster cannot be reached; the message says how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -118,10 +118,10 @@ def extract_ray(items: list[VideoItem], cache_dir: str | Path, config: ExtractCo
     to kill an actor mid-run).
     """
     ray = import_ray()
-    spec = get_backbone(config.backbone)
     config.check()
+    spec = get_backbone(config.backbone)
     started = time.perf_counter()
-    report = ExtractReport()
+    report = ExtractReport(videos=len(items))
     cache = FeatureCache(cache_dir)
     # The driver verifies the weights and fixes the cache's configuration before any worker starts.
     _, digest = load_backbone(spec, config.weights, torch.device("cpu"), config.allow_unverified_weights)

@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from vad.claims import ClaimHeartbeat, process_identity
-from vad.extract.backbones import PROFILES, BackboneSpec, get_backbone
+from vad.extract.backbones import PROFILES, BackboneSpec, backbone_names, get_backbone
 from vad.extract.cache import CacheWriteError, FeatureCache
 from vad.extract.engine import (
     PRECISIONS, Engine, Finished, Refused, Started, Through, geometry_on_device, load_backbone, resolve_device, video_events,
@@ -27,6 +27,7 @@ from vad.extract.inputs import VideoItem, in_shard
 from vad.extract.preprocess import Geometry
 from vad.extract.snippets import SnippetPlan
 from vad.progress import progress_bar
+from vad.errors import ConfigError
 
 log = logging.getLogger("vad")
 
@@ -71,17 +72,20 @@ class ExtractConfig:
         return 4 if device.type == "cpu" else max(1, GPU_BATCH_CLIPS // self.crops)
 
     def check(self) -> None:
-        """ValueError naming the first setting out of its choices."""
+        """ConfigError naming the first setting out of its choices."""
+        if self.backbone not in backbone_names():
+            raise ConfigError(f"--backbone {self.backbone!r}: unknown; choose one of {', '.join(backbone_names())}")
         for name, value, choices in (("profile", self.profile, PROFILES), ("resize-on", self.resize_on, RESIZE_ON),
                                      ("precision", self.precision, tuple(PRECISIONS))):
             if value not in choices:
-                raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
+                raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
         if self.crops not in (1, 10):
-            raise ValueError(f"--crops must be 1 or 10, got {self.crops}")
+            raise ConfigError(f"--crops must be 1 or 10, got {self.crops}")
 
 
 @dataclass
 class ExtractReport:
+    videos: int = 0  # videos given (all shards)
     extracted: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
@@ -194,11 +198,11 @@ def videos_to_extract(items: list[VideoItem], cache: FeatureCache, config: Extra
 
 def extract(items: list[VideoItem], cache_dir: str | Path, config: ExtractConfig, progress: bool = True) -> ExtractReport:
     """Extract every item into the cache; finished (unchanged) videos are skipped unless overwrite."""
-    spec = get_backbone(config.backbone)
     config.check()
+    spec = get_backbone(config.backbone)
     device = resolve_device(config.device)
     cache = FeatureCache(cache_dir)
-    report = ExtractReport()
+    report = ExtractReport(videos=len(items))
     started = time.perf_counter()
     model, digest = load_backbone(spec, config.weights, device, config.allow_unverified_weights)
     cache.ensure_config(cache_config(spec, config, digest))

@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from vad.errors import ConfigError
+
 
 INITS = ("xavier", "torch")
 
@@ -72,7 +74,7 @@ class ARMSDetector(nn.Module):
         """RTFM's initialisation (xavier-uniform weights, zero biases) unless config.init is torch;
         the attention gate closed."""
         if self.config.init not in INITS:
-            raise ValueError(f"init {self.config.init!r}: choose from {', '.join(INITS)}")
+            raise ConfigError(f"init {self.config.init!r}: choose from {', '.join(INITS)}")
         for module in self.modules():
             if self.config.init == "xavier" and isinstance(module, (nn.Conv1d, nn.Linear)):
                 nn.init.xavier_uniform_(module.weight)

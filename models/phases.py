@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from vad.errors import ConfigError
 from vad.registry import Registry
 from vad.models.pseudo import RatioUpdate, adaptive_ratios
 
@@ -89,7 +90,7 @@ class Schedule:
     title: str
     plan: Callable[[TrainConfig], list[str]]  # the phase (or the schedule's name) of each iteration k = 1..K
     setup: Callable[[TrainConfig, int, str, PhaseContext], IterationSetup]  # (config, k, plan entry, context)
-    check: Callable[[TrainConfig], None]  # raises ValueError for settings the schedule cannot run
+    check: Callable[[TrainConfig], None]  # raises ConfigError for settings the schedule cannot run
 
 
 SCHEDULES: Registry[Schedule] = Registry("schedule")
@@ -112,11 +113,11 @@ def _arms_setup(config: TrainConfig, k: int, entry: str, ctx: PhaseContext) -> I
 
 def _arms_check(config: TrainConfig) -> None:
     if config.loss != "ar":
-        raise ValueError("the arms schedule trains with AR-MIL; MS-MIL losses belong to --schedule traditional")
+        raise ConfigError("the arms schedule trains with AR-MIL; MS-MIL losses belong to --schedule traditional")
     if get_phase(config.phases[0]).needs_previous_iteration:
-        raise ValueError(f"phase {config.phases[0]!r} needs a previous iteration's scores; put bst (or ham) before it")
+        raise ConfigError(f"phase {config.phases[0]!r} needs a previous iteration's scores; put bst (or ham) before it")
     if config.iterations is not None and config.iterations < len(config.phases):
-        raise ValueError(f"{len(config.phases)} phases need at least {len(config.phases)} iterations")
+        raise ConfigError(f"{len(config.phases)} phases need at least {len(config.phases)} iterations")
 
 
 def _traditional_setup(config: TrainConfig, k: int, entry: str, ctx: PhaseContext) -> IterationSetup:

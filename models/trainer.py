@@ -18,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from vad.errors import ConfigError, VadError
 from vad.progress import progress_bar
 
 from vad.extract.cache import FeatureCache
@@ -68,41 +69,41 @@ class TrainConfig:
         schedule = SCHEDULES[self.schedule]
         LOSSES[self.loss]
         if not self.phases:
-            raise ValueError("no phases given")
+            raise ConfigError("no phases given")
         seen = set()
         for name in self.phases:
             get_phase(name)
             if name in seen:
-                raise ValueError(f"phase {name!r} listed twice")
+                raise ConfigError(f"phase {name!r} listed twice")
             seen.add(name)
         if self.iterations is not None and self.iterations < 1:
-            raise ValueError("iterations must be at least 1")
+            raise ConfigError("iterations must be at least 1")
         schedule.check(self)
         for name in ("lambda_small", "lambda_large"):
             if not 0 < getattr(self, name) <= 1:
-                raise ValueError(f"{name} must be in (0, 1]")
+                raise ConfigError(f"{name} must be in (0, 1]")
         if self.lambda_fixed is not None and not 0 < self.lambda_fixed <= 1:
-            raise ValueError("lambda_fixed must be in (0, 1]")
+            raise ConfigError("lambda_fixed must be in (0, 1]")
         if not 0 < self.lambda_max <= 1:
-            raise ValueError("lambda_max must be in (0, 1]")
+            raise ConfigError("lambda_max must be in (0, 1]")
         if self.crop_bags not in CROP_BAGS:
-            raise ValueError(f"crop_bags {self.crop_bags!r}: choose from {', '.join(CROP_BAGS)}")
+            raise ConfigError(f"crop_bags {self.crop_bags!r}: choose from {', '.join(CROP_BAGS)}")
         if self.min_steps < 0:
-            raise ValueError("min_steps must be at least 0")
+            raise ConfigError("min_steps must be at least 0")
         for name in ("epochs", "batch_videos", "segments", "topk"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
+                raise ConfigError(f"{name} must be at least 1")
         detector = self.detector
         for name in ("hidden_dim", "heads", "kernel_size", "fc_dim"):
             if getattr(detector, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
+                raise ConfigError(f"{name} must be at least 1")
         if detector.attention and detector.hidden_dim % detector.heads:
-            raise ValueError(f"hidden_dim must be a multiple of the {detector.heads} attention heads")
+            raise ConfigError(f"hidden_dim must be a multiple of the {detector.heads} attention heads")
         if detector.init not in INITS:
-            raise ValueError(f"init {detector.init!r}: choose from {', '.join(INITS)}")
+            raise ConfigError(f"init {detector.init!r}: choose from {', '.join(INITS)}")
         for name in ("dropout", "attention_dropout"):
             if not 0 <= getattr(detector, name) < 1:
-                raise ValueError(f"{name} must be in [0, 1)")
+                raise ConfigError(f"{name} must be in [0, 1)")
         return self
 
     def plan(self) -> list[str]:
@@ -150,19 +151,19 @@ def make_config(preset: str | None = None, *, detector: DetectorConfig | dict | 
     values: dict = {}
     if preset is not None:
         if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+            raise ConfigError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
         values.update(PRESETS[preset])
     names = {f.name for f in fields(TrainConfig)} - {"detector"}
     for key, value in overrides.items():
         if key not in names:
             hint = f" (a detector field: pass detector={{{key!r}: ...}})" if key in DetectorConfig.__dataclass_fields__ else ""
-            raise TypeError(f"TrainConfig has no field {key!r}{hint}")
+            raise ConfigError(f"TrainConfig has no field {key!r}{hint}")
         if value is not None:
             values[key] = tuple(value) if key == "phases" else value
     if isinstance(detector, dict):
         for key in detector:
             if key not in DetectorConfig.__dataclass_fields__:
-                raise TypeError(f"DetectorConfig has no field {key!r}")
+                raise ConfigError(f"DetectorConfig has no field {key!r}")
         detector = DetectorConfig(**{key: value for key, value in detector.items() if value is not None})
     if detector is not None:
         values["detector"] = detector
@@ -200,10 +201,10 @@ def load_training_set(cache: FeatureCache, labels: dict[str, int], segments: int
         ids[label].append(video_id)
     for label, name in ((0, "normal"), (1, "abnormal")):
         if not ids[label]:
-            raise ValueError(f"the labels name no {name} video; training needs both classes")
+            raise VadError(f"the labels name no {name} video; training needs both classes")
     shapes = {p.shape[:1] + p.shape[2:] for p in pooled[0] + pooled[1]}
     if len(shapes) != 1:
-        raise ValueError(f"videos differ in crops or feature size: {sorted(shapes)}")
+        raise VadError(f"videos differ in crops or feature size: {sorted(shapes)}")
     return TrainingSet(
         normal_ids=ids[0], abnormal_ids=ids[1],
         normal=torch.from_numpy(np.stack(pooled[0])), abnormal=torch.from_numpy(np.stack(pooled[1])),
@@ -311,7 +312,7 @@ def train(
             on_iteration(result)
         previous_scores, previous_labels, previous_ratios = scores, pseudo, update.ratios
     if result is None:
-        raise ValueError(f"nothing to do: all {len(plan)} iterations are already finished")
+        raise VadError(f"nothing to do: all {len(plan)} iterations are already finished")
     return result
 
 

@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import importlib
+import logging
+import traceback
 
 import click
+
+from vad.errors import FAILED, VadError
 
 # name -> "module:attribute" of a click command; loaded only when used or listed.
 COMMANDS = {
@@ -27,6 +31,25 @@ class LazyGroup(click.Group):
         # The command line as typed, for the provenance that model files record.
         ctx.meta[COMMAND_LINE] = ["vad", *args]
         return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context):
+        """The one place errors become exit codes: a VadError is its one line and its exit code;
+        anything else is a bug, exit 1, with the traceback under -v."""
+        try:
+            return super().invoke(ctx)
+        except VadError as exc:
+            click.echo(f"vad: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            verbose = logging.getLogger().isEnabledFor(logging.DEBUG)
+            if verbose:
+                traceback.print_exc()
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            click.echo(f"vad: internal error (a bug in vad, please report it): {type(exc).__name__}: {text}"
+                       + ("" if verbose else "; rerun with -v for the traceback"), err=True)
+            ctx.exit(FAILED)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 from vad.progress import progress_bar
 
-from vad.pipeline.common import BadInput, RuntimeFailure, progress_disabled, verbosity
+from vad.errors import RunFailure
+from vad.pipeline.common import progress_disabled, verbosity
 
 
 @click.group()
@@ -37,19 +38,16 @@ def import_(files, cache_dir, fmt, suffixes, group_crops, backbone, root, overwr
     configuration (dimension, crops). Sultani's files are already pooled to 32 segments.
     Exit codes: 0 all imported, 1 some file failed (the others are imported), 2 bad input.
     """
-    from vad.extract.cache import CacheError, FeatureCache
-    from vad.pipeline.importers import ImportError_, import_features
+    from vad.extract.cache import FeatureCache
+    from vad.pipeline.importers import import_features
 
     target = FeatureCache(cache_dir)
-    try:
-        report = import_features(list(files), target, fmt=fmt, suffixes=suffixes, backbone=backbone, group_crops=group_crops,
-                                 overwrite=overwrite, root=Path(root) if root else None, progress_wrap=_bar("importing"))
-    except (ImportError_, CacheError) as exc:
-        raise BadInput(str(exc)) from None
+    report = import_features(list(files), target, fmt=fmt, suffixes=suffixes, backbone=backbone, group_crops=group_crops,
+                             overwrite=overwrite, root=Path(root) if root else None, progress_wrap=_bar("importing"))
     summary = {"cache": cache_dir, "imported": len(report.imported), "skipped": len(report.skipped), "failed": len(report.failed)}
     click.echo(json.dumps(summary) if as_json else f"imported {summary['imported']}, skipped {summary['skipped']}, failed {summary['failed']} -> {cache_dir}")
     if report.failed:
-        raise RuntimeFailure(f"{len(report.failed)} file(s) failed; see {Path(cache_dir) / 'failures.jsonl'}")
+        raise RunFailure(f"{len(report.failed)} file(s) failed; see {Path(cache_dir) / 'failures.jsonl'}")
 
 
 @cache.command("export")
@@ -59,13 +57,10 @@ def import_(files, cache_dir, fmt, suffixes, group_crops, backbone, root, overwr
 @verbosity
 def export(cache_dir, out_dir, segments):
     """Write each video's pooled view [segments, crops, D] float32 as OUT/<video_id>.npy."""
-    from vad.extract.cache import CacheError, FeatureCache
+    from vad.extract.cache import FeatureCache
     from vad.pipeline.importers import export_segments
 
     source = FeatureCache(cache_dir)
-    try:
-        source.config
-        n = export_segments(source, Path(out_dir), segments, progress_wrap=_bar("exporting"))
-    except CacheError as exc:
-        raise BadInput(str(exc)) from None
+    source.config  # a missing or corrupt cache.json says so before any work
+    n = export_segments(source, Path(out_dir), segments, progress_wrap=_bar("exporting"))
     click.echo(f"exported {n} videos -> {out_dir}")

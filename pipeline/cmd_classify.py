@@ -11,7 +11,8 @@ from pathlib import Path
 
 import click
 
-from vad.pipeline.common import BadInput, RuntimeFailure, progress_disabled, verbosity
+from vad.errors import VadError
+from vad.pipeline.common import progress_disabled, verbosity
 
 log = logging.getLogger("vad")
 
@@ -59,22 +60,14 @@ def classify(video: Path, k: int, clip_only: bool, as_json: bool, weights: str |
     224x224 crop of each snippet. Exit codes: 0 done, 1 decoding failed, 2 bad input.
     """
     from vad.extract.backbones import get_backbone
-    from vad.extract.decode import DecodeError
     from vad.extract.engine import load_backbone, resolve_device
-    from vad.weights import WeightsError
 
     if not video.is_file():
-        raise BadInput(f"{video}: no such file")
+        raise VadError(f"{video}: no such file")
     spec = get_backbone(BACKBONE)
-    try:
-        torch_device = resolve_device(device)
-        model, _ = load_backbone(spec, Path(weights) if weights else None, torch_device)
-    except (WeightsError, ValueError) as exc:
-        raise BadInput(str(exc)) from None
-    try:
-        logits, summary = snippet_logits(video, model, spec, torch_device, decoder, batch_size, not progress_disabled())
-    except DecodeError as exc:
-        raise RuntimeFailure(str(exc)) from None
+    torch_device = resolve_device(device)
+    model, _ = load_backbone(spec, Path(weights) if weights else None, torch_device)
+    logits, summary = snippet_logits(video, model, spec, torch_device, decoder, batch_size, not progress_disabled())
     labels = spec.labels()
     clip = top_classes(logits.mean(dim=0), labels, k)
     fps = summary.fps or None

@@ -33,8 +33,7 @@ def demo(out_dir, quick, device, seed, attention):
     """
     from vad.pipeline.demo import QUICK, DemoConfig, run_demo
 
-    config = DemoConfig(out=Path(out_dir), device=device, seed=seed, attention=attention,
-                        extra_flags=("-q",) if progress_disabled() else ())
+    config = DemoConfig(out=Path(out_dir), device=device, seed=seed, attention=attention, progress=not progress_disabled())
     if quick:
         config = dataclasses.replace(config, **QUICK)
     summary = run_demo(config)

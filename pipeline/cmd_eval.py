@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from vad.pipeline.common import BadInput, RuntimeFailure, fmt_optional, progress_disabled, verbosity
+from vad.pipeline.common import fmt_optional, progress_disabled, verbosity
 
 
 @click.command("eval")
@@ -31,38 +31,10 @@ def evaluate(model_path, cache_dir, labels_path, gt_path, no_correction, device,
     that does not localise), the spread (mean within-video standard deviation of abnormal
     videos' frame scores) and the false-alarm rate (share of normal videos' frames above 0.5).
     """
-    from vad.extract.cache import CacheError, FeatureCache
-    from vad.models.io import ModelFileError, load_model
-    from vad.pipeline.cmd_train import resolve_device
-    from vad.pipeline.evaluate import cache_frame_counts, evaluate_scores, final_scores, score_cache, write_frame_scores
-    from vad.pipeline.tables import TableError, read_gt, read_labels
+    from vad.pipeline.api import evaluate as run_evaluation
 
-    cache = FeatureCache(cache_dir)
-    try:
-        dim = cache.feature_dim
-        labels = read_labels(labels_path, cache.video_ids())
-        counts = cache_frame_counts(cache, list(labels))
-        gt = read_gt(gt_path, cache.video_ids(), counts)
-        model, payload = load_model(model_path, resolve_device(device))
-    except (CacheError, TableError, ModelFileError) as exc:
-        raise BadInput(str(exc)) from None
-    if model.config.feature_dim != dim:
-        raise BadInput(f"--model {model_path} expects {model.config.feature_dim}-d features, the cache {cache_dir} holds {dim}-d")
-    trained_on, holds = payload.get("feature", {}).get("backbone"), cache.config.get("backbone")
-    if trained_on and holds and trained_on != holds:
-        raise BadInput(f"--model {model_path} was trained on {trained_on} features, the cache {cache_dir} holds {holds} features")
-    order = list(labels)
-    raw = score_cache(model, cache, order, progress=not progress_disabled())
-    result = evaluate_scores(raw, counts, gt, order, correction=not no_correction)
-    if result["auc"] is None:
-        raise BadInput(f"{gt_path}: the test videos need both abnormal and normal frames to compute AUC")
-    if scores_out is not None:
-        try:
-            write_frame_scores(scores_out, final_scores(raw, not no_correction), counts)
-        except ValueError as exc:
-            raise BadInput(str(exc)) from None
-        except OSError as exc:
-            raise RuntimeFailure(f"--scores-out {scores_out}: {exc.strerror or exc}") from None
+    result = run_evaluation(model_path, cache_dir, labels_path, gt_path, correction=not no_correction, device=device,
+                            scores_out=scores_out, progress=not progress_disabled())
     if as_json:
         click.echo(json.dumps(result))
         return

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import json
 import logging
-from functools import partial
 from pathlib import Path
 
 import click
 
-from vad.pipeline.common import BadInput, RuntimeFailure, progress_disabled, verbosity
+from vad.errors import RunFailure, VadError
+from vad.pipeline.common import progress_disabled, verbosity
 
 log = logging.getLogger("vad")
 
@@ -44,45 +44,22 @@ def extract(inputs, cache_dir, backbone, weights, allow_unverified_weights, crop
 
     Exit codes: 0 all extracted, 1 some video failed, 2 bad command line.
     """
-    from vad.extract.backbones import backbone_names
-    from vad.extract.cache import CacheError, CacheWriteError
-    from vad.extract.inputs import InputError, discover, parse_shard
-    from vad.extract.runner import ExtractConfig, extract as run_extract
-    from vad.weights import WeightsError
+    from vad.extract.inputs import parse_shard
+    from vad.pipeline.api import extract as run_extract
 
-    if backbone not in backbone_names():
-        raise BadInput(f"--backbone {backbone!r}: unknown; choose one of {', '.join(backbone_names())}")
-    try:
-        items = discover(list(inputs))
-        shard_spec = parse_shard(shard) if shard else None
-    except InputError as exc:
-        raise BadInput(str(exc)) from None
-    if not items:
-        raise BadInput(f"no video files found in {', '.join(inputs)}")
-    config = ExtractConfig(
-        backbone=backbone, weights=Path(weights) if weights else None, crops=int(crops), profile=profile, resize_on=resize_on,
-        device=device, batch_size=batch_size, precision=precision, workers=workers, decoder=decoder,
-        shard=shard_spec, overwrite=overwrite, allow_unverified_weights=allow_unverified_weights,
-    )
+    if backend != "ray" and (ray_address or ray_actors):
+        raise VadError("--ray-address/--ray-actors need --backend ray")
+    ray = None
     if backend == "ray":
-        from vad.extract.ray_backend import RayOptions, RayUnavailable, extract_ray, import_ray
+        from vad.extract.ray_backend import RayOptions
 
-        try:
-            import_ray()
-        except RayUnavailable as exc:
-            raise BadInput(str(exc)) from None
-        options = RayOptions(address=ray_address, actors=ray_actors, cpus_per_actor=ray_cpus)
-        run = partial(extract_ray, options=options)
-    elif ray_address or ray_actors:
-        raise BadInput("--ray-address/--ray-actors need --backend ray")
-    else:
-        run = run_extract
-    try:
-        report = run(items, cache_dir, config, progress=not progress_disabled())
-    except (WeightsError, CacheError, ValueError) as exc:
-        raise BadInput(str(exc)) from None
-    except CacheWriteError as exc:
-        raise RuntimeFailure(str(exc)) from None
+        ray = RayOptions(address=ray_address, actors=ray_actors, cpus_per_actor=ray_cpus)
+    report = run_extract(
+        list(inputs), cache_dir, backend=backend, ray=ray, progress=not progress_disabled(),
+        backbone=backbone, weights=weights, crops=int(crops), profile=profile, resize_on=resize_on, device=device,
+        batch_size=batch_size, precision=precision, workers=workers, decoder=decoder,
+        shard=parse_shard(shard) if shard else None, overwrite=overwrite, allow_unverified_weights=allow_unverified_weights,
+    )
     summary = {
         "cache": str(Path(cache_dir)),
         "extracted": len(report.extracted),
@@ -100,4 +77,4 @@ def extract(inputs, cache_dir, backbone, weights, allow_unverified_weights, crop
     }
     click.echo(json.dumps(summary))
     if report.failed:
-        raise RuntimeFailure(f"{len(report.failed)} of {len(items)} video(s) failed; see {Path(cache_dir) / 'failures.jsonl'}")
+        raise RunFailure(f"{len(report.failed)} of {report.videos} video(s) failed; see {Path(cache_dir) / 'failures.jsonl'}")

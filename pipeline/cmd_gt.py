@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from vad.pipeline.common import BadInput, verbosity
+from vad.errors import VadError
+from vad.pipeline.common import verbosity
 
 
 @click.group()
@@ -31,33 +32,30 @@ def import_(source, fmt, list_path, frame_counts, cache_dir, suffixes, out_path)
     frames of it. With frame counts, intervals must lie inside their video (an end at most one
     snippet past it is clipped, with a warning).
     """
-    from vad.extract.cache import CacheError, FeatureCache
+    from vad.extract.cache import FeatureCache
     from vad.pipeline.evaluate import cache_frame_counts
-    from vad.pipeline.importers import ImportError_, import_mask_folder, import_rtfm_gt, import_ucf_gt, import_xd_gt, read_frame_counts
+    from vad.pipeline.importers import import_mask_folder, import_rtfm_gt, import_ucf_gt, import_xd_gt, read_frame_counts
     from vad.pipeline.tables import format_gt, write_gt
 
-    try:
-        counts: dict[str, int] | None = None
-        if frame_counts or cache_dir:
-            counts = read_frame_counts([Path(p) for p in frame_counts], suffixes)
-            if cache_dir:
-                store = FeatureCache(cache_dir)
-                store.config
-                counts.update(cache_frame_counts(store, store.video_ids()))
-        if fmt == "ucf":
-            result = import_ucf_gt(Path(source), suffixes, counts)
-        elif fmt == "xd":
-            result = import_xd_gt(Path(source), suffixes, counts)
-        elif fmt == "masks":
-            result, _ = import_mask_folder(Path(source), suffixes)
-        else:
-            if list_path is None:
-                raise BadInput("--format rtfm needs --list (the test list in gt-*.npy's order)")
-            if counts is None:
-                raise BadInput("--format rtfm needs frame counts: --frame-counts FILE or --cache DIR")
-            result = import_rtfm_gt(Path(source), Path(list_path), counts, suffixes)
-    except (ImportError_, CacheError) as exc:
-        raise BadInput(str(exc)) from None
+    counts: dict[str, int] | None = None
+    if frame_counts or cache_dir:
+        counts = read_frame_counts([Path(p) for p in frame_counts], suffixes)
+        if cache_dir:
+            store = FeatureCache(cache_dir)
+            store.config
+            counts.update(cache_frame_counts(store, store.video_ids()))
+    if fmt == "ucf":
+        result = import_ucf_gt(Path(source), suffixes, counts)
+    elif fmt == "xd":
+        result = import_xd_gt(Path(source), suffixes, counts)
+    elif fmt == "masks":
+        result, _ = import_mask_folder(Path(source), suffixes)
+    else:
+        if list_path is None:
+            raise VadError("--format rtfm needs --list (the test list in gt-*.npy's order)")
+        if counts is None:
+            raise VadError("--format rtfm needs frame counts: --frame-counts FILE or --cache DIR")
+        result = import_rtfm_gt(Path(source), Path(list_path), counts, suffixes)
     if out_path == "-":
         sys.stdout.write(format_gt(result))
     else:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from vad.pipeline.common import BadInput, RuntimeFailure, progress_disabled, verbosity
+from vad.errors import RunFailure, VadError
+from vad.pipeline.common import progress_disabled, verbosity
 
 log = logging.getLogger("vad")
 
@@ -20,7 +21,7 @@ def plot_target(plot: str | None, videos: list[Path]) -> Path | None:
         return None
     target = Path(plot)
     if target.suffix.lower() == ".png" and len(videos) > 1:
-        raise BadInput(f"--plot {plot}: one PNG file for {len(videos)} videos; pass a folder to get one <stem>.png per video")
+        raise VadError(f"--plot {plot}: one PNG file for {len(videos)} videos; pass a folder to get one <stem>.png per video")
     return target
 
 
@@ -33,14 +34,14 @@ def check_videos(videos: list[Path], out: Path | None, plot: Path | None) -> Non
 
     missing = [f"{v}: {missing_file_reason(v)}" for v in videos if not v.is_file()]
     if missing:
-        raise BadInput(f"cannot read video: {'; '.join(missing)}")
+        raise VadError(f"cannot read video: {'; '.join(missing)}")
     if len(videos) > 1 and out is None:
-        raise BadInput(f"{len(videos)} videos: pass --out DIR to get one file per video (stdout holds one curve)")
+        raise VadError(f"{len(videos)} videos: pass --out DIR to get one file per video (stdout holds one curve)")
     if out is not None or (plot is not None and plot.suffix.lower() != ".png"):
         stems: dict[str, Path] = {}
         for video in videos:
             if video.stem in stems and stems[video.stem] != video:
-                raise BadInput(f"{stems[video.stem]} and {video} would both be written as {video.stem}.*; rename one or score them separately")
+                raise VadError(f"{stems[video.stem]} and {video} would both be written as {video.stem}.*; rename one or score them separately")
             stems[video.stem] = video
 
 
@@ -74,22 +75,16 @@ def score(videos, model_path, output_format, threshold, plot, gt_path, out_dir, 
     Exit codes: 0 all scored, 1 some video failed, 2 bad command line or a model that does
     not fit its backbone weights.
     """
-    from vad.models.io import ModelFileError
-    from vad.pipeline.score import ScoreConfig, ScoreInputError, default_model_path, generated_footage_warning, load_scorer
-    from vad.pipeline.tables import TableError, read_gt
-    from vad.weights import WeightsError
+    from vad.pipeline.api import load_scorer
+    from vad.pipeline.score import generated_footage_warning
+    from vad.pipeline.tables import read_gt
 
     videos = list(videos)
     target = plot_target(plot, videos)
     check_videos(videos, out_dir, target)
-    try:
-        model = model_path if model_path is not None else default_model_path()
-        config = ScoreConfig(model=model, weights=weights, allow_unverified_weights=allow_unverified_weights,
-                             correction=not no_correction, device=device, batch_size=batch_size, decoder=decoder, threshold=threshold)
-        gt = read_gt(gt_path) if gt_path is not None else {}
-        scorer = load_scorer(config)
-    except (ScoreInputError, ModelFileError, WeightsError, TableError, ValueError) as exc:
-        raise BadInput(str(exc)) from None
+    gt = read_gt(gt_path) if gt_path is not None else {}
+    scorer = load_scorer(model_path, weights=weights, allow_unverified_weights=allow_unverified_weights, correction=not no_correction,
+                         device=device, batch_size=batch_size, decoder=decoder, threshold=threshold)
     if scorer.trained_on_generated_footage():
         click.echo(generated_footage_warning(scorer), err=True)
 
@@ -108,7 +103,7 @@ def score(videos, model_path, output_format, threshold, plot, gt_path, out_dir, 
         click.echo(json.dumps({"out": str(out_dir), "scored": len(scored), "failed": len(failed), "files": scored,
                                "failures": failed, "seconds": round(time.perf_counter() - started, 2)}))
     if failed:
-        raise RuntimeFailure(f"{len(failed)} of {len(videos)} video(s) could not be scored: {', '.join(f['video'] for f in failed)}")
+        raise RunFailure(f"{len(failed)} of {len(videos)} video(s) could not be scored: {', '.join(f['video'] for f in failed)}")
 
 
 def _score_one(scorer, video: Path, output_format: str, out_dir: Path | None, target: Path | None, gt: dict) -> dict:

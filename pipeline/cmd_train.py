@@ -1,33 +1,11 @@
 """`vad train`: ARMS multi-phase self-training (or a baseline) on a feature cache."""
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
-import shlex
-import sys
-import time
-from pathlib import Path
 
 import click
 
-from vad.pipeline.common import BadInput, RuntimeFailure, fmt_optional, progress_disabled, verbosity
-
-log = logging.getLogger("vad")
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BadInput(f"--device {device}: CUDA is not available on this machine")
-    try:
-        torch.device(device)
-    except RuntimeError:
-        raise BadInput(f"--device {device!r}: expected auto, cpu, cuda or cuda:N") from None
-    return device
+from vad.pipeline.common import progress_disabled, verbosity
 
 
 @click.command()
@@ -73,176 +51,17 @@ def train(cache_dir, labels_path, schedule, phases, iterations, loss, preset, ep
     (per iteration: loss, lambda statistics, pseudo-label counts, flatness monitors and, with
     --eval-labels/--gt, AUC/AP/score gap) and OUT/train.log. Prints a JSON summary on stdout.
     """
-    from vad.extract.cache import CacheError, FeatureCache
-    from vad.models.io import ModelFileError, load_model
-    from vad.models.trainer import load_training_set, make_config
-    from vad.pipeline.tables import TableError, read_gt, read_labels
+    from vad.pipeline.api import train as run_training
 
-    cache = FeatureCache(cache_dir)
-    try:
-        cache_config = cache.config
-        labels = read_labels(labels_path, cache.video_ids())
-        config = make_config(
-            preset, schedule=schedule, phases=tuple(p.strip() for p in phases.split(",") if p.strip()), iterations=iterations,
-            loss=loss, epochs=epochs, min_steps=min_steps, crop_bags=crop_bags, lr=lr, weight_decay=weight_decay, batch_videos=batch_videos, lambda_small=lambda_small,
-            lambda_large=lambda_large, lambda_fixed=lambda_fixed, lambda_max=lambda_max, beta=beta, topk=topk, dropout=dropout, hidden_dim=hidden_dim,
-            attention=False if no_attention else None, init=init, seed=seed,
-            device=resolve_device(device),
-        )
-        evaluation = _eval_setup(eval_labels, gt_path, FeatureCache(eval_cache) if eval_cache else cache)
-        training_gt = read_gt(train_gt, labels) if train_gt else None
-    except (CacheError, TableError, ValueError) as exc:
-        raise BadInput(str(exc)) from None
-
-    out = Path(out_dir) if out_dir else Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-    metrics_path = out / "metrics.json"
-    history: list[dict] = []
-    resume_state = None
-    if resume:
-        resume_state, history = _resume(out, config, load_model)
-    elif metrics_path.exists() or (out / "model.pt").exists():
-        raise BadInput(f"--out {out}: holds an earlier run; use --resume or another folder")
-    out.mkdir(parents=True, exist_ok=True)
-    with _log_file(out / "train.log"):
-        try:
-            return _run(config, cache, cache_config, labels, evaluation, training_gt, out, history, resume_state, load_training_set,
-                        generated_footage)
-        except (CacheError, ModelFileError) as exc:
-            raise RuntimeFailure(str(exc)) from None
-
-
-@contextlib.contextmanager
-def _log_file(path: Path):
-    """The run's log file gets INFO even under -q: the stderr handlers keep the level chosen by
-    -v/-q, and the 'vad' logger lets INFO through to the file."""
-    root = logging.getLogger()
-    pinned = [h for h in root.handlers if h.level == logging.NOTSET]
-    for h in pinned:
-        h.setLevel(root.level)
-    previous = log.level
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    handler.setLevel(logging.INFO)
-    log.addHandler(handler)
-    log.setLevel(min(root.level, logging.INFO))
-    try:
-        yield
-    finally:
-        log.removeHandler(handler)
-        handler.close()
-        log.setLevel(previous)
-        for h in pinned:
-            h.setLevel(logging.NOTSET)
-
-
-def _eval_setup(eval_labels, gt_path, eval_cache):
-    from vad.pipeline.evaluate import cache_frame_counts
-    from vad.pipeline.tables import read_gt, read_labels
-
-    if (eval_labels is None) != (gt_path is None):
-        raise ValueError("--eval-labels and --gt go together")
-    if eval_labels is None:
-        return None
-    labels = read_labels(eval_labels, eval_cache.video_ids())
-    counts = cache_frame_counts(eval_cache, list(labels))
-    gt = read_gt(gt_path, eval_cache.video_ids(), counts)
-    return eval_cache, list(labels), counts, gt
-
-
-def _resume(out: Path, config, load_model):
-    from vad.models.trainer import ResumeState
-
-    metrics_path = out / "metrics.json"
-    if not metrics_path.is_file():
-        raise BadInput(f"--resume: {metrics_path} not found; nothing to resume")
-    previous = json.loads(metrics_path.read_text())
-    mine = {k: v for k, v in config.to_dict().items() if k != "device"}
-    theirs = {k: v for k, v in previous.get("config", {}).items() if k != "device"}
-    if mine != theirs:
-        changed = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
-        raise BadInput(f"--resume: settings differ from the run in {out}: {', '.join(changed)}")
-    history = previous.get("iterations", [])
-    if not history:
-        return None, []
-    last = history[-1]["iteration"]
-    if last >= len(config.plan()):
-        raise BadInput(f"--resume: all {last} iterations of the run in {out} are finished")
-    model, payload = load_model(out / f"iter_{last}.pt", config.device)
-    import numpy as np
-
-    ratios = payload.get("ratios", {})
-    return ResumeState(last, model, np.array(list(ratios.values()), dtype=np.float64)), history
-
-
-def provenance(cache, cache_config: dict, data, generated_footage: bool) -> dict:
-    """What a model file says about where it came from (shown by `vad score --format json`)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    from vad.pipeline.cli import COMMAND_LINE
-
-    try:
-        vad_version = version("vad")
-    except PackageNotFoundError:
-        vad_version = None
-    return {
-        "backbone": cache_config.get("backbone"),
-        "train_videos": {"normal": len(data.normal_ids), "abnormal": len(data.abnormal_ids),
-                         "total": len(data.normal_ids) + len(data.abnormal_ids)},
-        "cache": str(Path(cache.root).resolve()),
-        "command": shlex.join(click.get_current_context().meta.get(COMMAND_LINE, sys.argv)),
-        "generated_footage": generated_footage,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "vad_version": vad_version,
-    }
-
-
-def _run(config, cache, cache_config, labels, evaluation, training_gt, out, history, resume_state, load_training_set, generated_footage):
-    from vad.models.io import save_model
-    from vad.models.trainer import train as run_training
-    from vad.files import atomic_write_json
-
-    progress = not progress_disabled()
-    data = load_training_set(cache, labels, config.segments, progress=progress)
-    feature = {k: v for k, v in cache_config.items() if k != "format"}
-    origin = provenance(cache, cache_config, data, generated_footage)
-    log.info("training on %d normal + %d abnormal videos, %d crops, D=%d; plan %s; device %s",
-             len(data.normal_ids), len(data.abnormal_ids), data.crops, data.feature_dim, ",".join(config.plan()), config.device)
-    if resume_state is not None:
-        ids = data.abnormal_ids
-        if len(resume_state.ratios) != len(ids):
-            raise BadInput(f"--resume: the checkpoint holds {len(resume_state.ratios)} abnormal ratios, the labels {len(ids)} abnormal videos")
-
-    def on_iteration(result):
-        metrics = dict(result.metrics)
-        if evaluation is not None:
-            metrics["eval"] = _evaluate(result.model, evaluation, progress)
-        info = {"feature": feature, "provenance": origin, "train": config.to_dict(), "iteration": result.iteration, "phase": result.phase,
-                "ratios": {v: float(r) for v, r in zip(data.abnormal_ids, result.ratios)}}
-        save_model(out / f"iter_{result.iteration}.pt", result.model, **info)
-        history.append(metrics)
-        atomic_write_json(out / "metrics.json", {"config": config.to_dict(), "feature": feature, "iterations": history})
-        summary = f"iteration {result.iteration} ({result.phase}): loss {metrics['loss']:.4f}, lambda mean {metrics['lambda']['mean']:.3f} " \
-                  f"(guard fired {metrics['lambda']['guard_fired']}), abnormal within-video std {metrics['train_monitors']['abnormal_within_video_std']:.3f}"
-        if evaluation is not None and metrics["eval"]["auc"] is not None:
-            e = metrics["eval"]
-            summary += f", AUC {e['auc']:.4f}, AP {e['ap']:.4f}, AUC_A {fmt_optional(e['auc_abnormal'])}, spread {fmt_optional(e['spread_abnormal'])}"
-        log.info("%s", summary)
-
-    final = run_training(config, data, on_iteration=on_iteration, resume=resume_state, progress=progress, train_gt=training_gt)
-    save_model(out / "model.pt", final.model, feature=feature, provenance=origin, train=config.to_dict(), iteration=final.iteration, phase=final.phase,
-               ratios={v: float(r) for v, r in zip(data.abnormal_ids, final.ratios)})
-    last = history[-1]
-    click.echo(json.dumps({"out": str(out), "model": str(out / "model.pt"), "iterations": len(history),
+    run = run_training(
+        cache_dir, labels_path, out=out_dir, preset=preset, eval_cache=eval_cache, eval_labels=eval_labels, gt=gt_path,
+        train_gt=train_gt, resume=resume, generated_footage=generated_footage, device=device, progress=not progress_disabled(),
+        schedule=schedule, phases=tuple(p.strip() for p in phases.split(",") if p.strip()), iterations=iterations,
+        loss=loss, epochs=epochs, min_steps=min_steps, crop_bags=crop_bags, lr=lr, weight_decay=weight_decay, batch_videos=batch_videos,
+        lambda_small=lambda_small, lambda_large=lambda_large, lambda_fixed=lambda_fixed, lambda_max=lambda_max, beta=beta, topk=topk, seed=seed,
+        detector={"dropout": dropout, "hidden_dim": hidden_dim, "attention": False if no_attention else None, "init": init},
+    )
+    last = run.final
+    click.echo(json.dumps({"out": str(run.out), "model": str(run.model), "iterations": len(run.metrics),
                            "final": {"iteration": last["iteration"], "phase": last["phase"], "loss": last["loss"],
                                      **({k: last["eval"][k] for k in ("auc", "ap", "ap_trapezoid", "score_gap")} if "eval" in last else {})}}))
-
-
-def _evaluate(model, evaluation, progress: bool) -> dict:
-    from vad.pipeline.evaluate import evaluate_scores, score_cache
-
-    eval_cache, order, counts, gt = evaluation
-    raw = score_cache(model, eval_cache, order, progress=progress)
-    corrected = evaluate_scores(raw, counts, gt, order, correction=True)
-    uncorrected = evaluate_scores(raw, counts, gt, order, correction=False)
-    keys = ("auc", "ap", "ap_trapezoid", "score_gap", "auc_abnormal", "ap_abnormal", "spread_abnormal", "false_alarm_rate", "monitors")
-    return {**corrected, "uncorrected": {k: uncorrected[k] for k in keys}}

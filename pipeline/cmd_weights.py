@@ -6,7 +6,8 @@ import logging
 
 import click
 
-from vad.pipeline.common import BadInput, RuntimeFailure, progress_disabled, verbosity
+from vad.errors import RunFailure, VadError
+from vad.pipeline.common import progress_disabled, verbosity
 
 log = logging.getLogger("vad")
 
@@ -98,9 +99,9 @@ def verify(name: str | None, explicit: str | None) -> None:
 
     entries = _entries()
     if name is not None and name not in entries:
-        raise BadInput(f"unknown weights {name!r}; choose one of {', '.join(sorted(entries))}")
+        raise VadError(f"unknown weights {name!r}; choose one of {', '.join(sorted(entries))}")
     if explicit and name is None:
-        raise BadInput("--weights needs NAME (which backbone the file is for)")
+        raise VadError("--weights needs NAME (which backbone the file is for)")
     bad = []
     for entry_name in [name] if name else sorted(entries):
         try:
@@ -113,7 +114,7 @@ def verify(name: str | None, explicit: str | None) -> None:
         known = "" if entries[entry_name].sha256 else " (sha256 not in the manifest: signature checked only)"
         click.echo(f"{entry_name}: ok {path} sha256 {digest}{known}")
     if bad:
-        raise RuntimeFailure(f"weights missing or bad: {', '.join(bad)}")
+        raise RunFailure(f"weights missing or bad: {', '.join(bad)}")
 
 
 @weights.command()
@@ -134,7 +135,7 @@ def fetch(name: str, force: bool, if_missing: bool) -> None:
 
     entries = _entries()
     if name not in entries:
-        raise BadInput(f"unknown weights {name!r}; choose one of {', '.join(sorted(entries))}")
+        raise VadError(f"unknown weights {name!r}; choose one of {', '.join(sorted(entries))}")
     installed = [path for path in candidate_paths(entries[name]) if path.is_file()]
     if installed and not force:
         try:
@@ -150,5 +151,5 @@ def fetch(name: str, force: bool, if_missing: bool) -> None:
     try:
         path = fetch_weights(entries[name], _architecture(name), force=True, progress=not progress_disabled())
     except WeightsError as exc:
-        raise RuntimeFailure(str(exc)) from None
+        raise RunFailure(str(exc)) from None
     click.echo(str(path))

@@ -1,4 +1,4 @@
-"""What every subcommand shares: verbosity flags, logging to stderr, one-line errors with exit codes."""
+"""What every subcommand shares: verbosity flags, logging to stderr, progress switches, number formats."""
 from __future__ import annotations
 
 import functools
@@ -9,24 +9,6 @@ from typing import Callable
 import click
 
 log = logging.getLogger("vad")
-
-
-class BadInput(click.ClickException):
-    """Bad input named on the command line (missing file, malformed CSV...): exit code 2."""
-
-    exit_code = 2
-
-    def show(self, file=None) -> None:
-        click.echo(f"vad: error: {self.format_message()}", err=True)
-
-
-class RuntimeFailure(click.ClickException):
-    """A runtime failure, or a batch in which some item failed: exit code 1."""
-
-    exit_code = 1
-
-    def show(self, file=None) -> None:
-        click.echo(f"vad: error: {self.format_message()}", err=True)
 
 
 def setup_logging(verbose: int, quiet: bool) -> None:

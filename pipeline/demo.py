@@ -1,20 +1,18 @@
 """`vad demo`: the whole pipeline, offline, on generated surveillance footage.
 
-generate clips (pipeline/synth.py) -> `vad extract --backbone i3d-inception` -> `vad train`
-(ARMS) -> `vad eval` on held-out clips -> `vad score` with plots. Each step runs the same
-command a user would type, in-process, so the demo exercises the real product.
+generate clips (vad.synth) -> extract Inception-I3D features -> train ARMS -> evaluate on
+held-out clips -> score raw held-out videos into curves and plots. Each step calls the Python
+API (vad.pipeline.api) that the `vad` commands call, so the demo exercises the real product.
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import click
 import numpy as np
 
 log = logging.getLogger("vad")
@@ -43,32 +41,19 @@ class DemoConfig:
     score_clips: int = 2  # held-out abnormal clips scored from raw video, with plots
     seed: int = 0
     device: str = "auto"
-    extra_flags: tuple[str, ...] = field(default_factory=tuple)  # passed to every step, e.g. ("-q",)
-
-    @property
-    def progress(self) -> bool:
-        return "-q" not in self.extra_flags
+    progress: bool = True  # progress bars on stderr
 
 
 # A reduced demo for tests and impatient users: same steps, tiny data.
 QUICK = dict(train_clips=(3, 3), test_clips=(2, 2), n_frames=(32, 48), epochs=3, min_steps=0, iterations=3, score_clips=1)
 
 
-def _run(command: str, args: list[str]) -> str:
-    """Run one `vad` subcommand in-process; returns its stdout, raises on a non-zero exit."""
-    from vad.pipeline.cli import main
-
-    buffer = io.StringIO()
-    log.info("$ vad %s %s", command, " ".join(args))
-    with contextlib.redirect_stdout(buffer):
-        try:
-            main.main([command, *args], standalone_mode=False)
-        except click.ClickException as exc:
-            raise click.ClickException(f"demo step `vad {command}` failed: {exc.format_message()}") from None
-    return buffer.getvalue()
-
-
 def run_demo(config: DemoConfig) -> dict:
+    from vad.errors import RunFailure
+    from vad.files import atomic_write_bytes
+    from vad.pipeline import api
+    from vad.pipeline.score import gt_for_video, plot_scores, write_csv
+    from vad.pipeline.tables import read_gt
     from vad.synth import make_dataset
 
     out = config.out
@@ -86,40 +71,46 @@ def run_demo(config: DemoConfig) -> dict:
     mark = lap("generate", started)
 
     log.info("2/5 extracting Inception-I3D (Kinetics-400) features")
-    common = ["--backbone", "i3d-inception", "--crops", str(config.crops), "--device", config.device, *config.extra_flags]
     for split, data in (("train", train), ("test", test)):
-        _run("extract", [str(data.videos_dir), "--cache", str(out / f"cache/{split}"), *common])
+        report = api.extract(data.videos_dir, out / f"cache/{split}", backbone="i3d-inception", crops=config.crops,
+                             device=config.device, progress=config.progress)
+        if report.failed:
+            raise RunFailure(f"demo: {len(report.failed)} generated clip(s) failed to extract: {report.failed[0][1]}")
     mark = lap("extract", mark)
 
     log.info("3/5 training ARMS (BST -> HAM -> AS)")
-    run_dir = out / "run"
-    _run("train", [
-        "--cache", str(out / "cache/train"), "--labels", str(train.labels_csv),
-        "--eval-cache", str(out / "cache/test"), "--eval-labels", str(test.labels_csv), "--gt", str(test.gt_csv),
-        "--train-gt", str(train.gt_csv), "--epochs", str(config.epochs), *([] if config.min_steps is None else ["--min-steps", str(config.min_steps)]), "--init", config.init, "--iterations", str(config.iterations),
-        "--lr", str(config.lr), "--lambda-small", str(config.lambda_small), "--lambda-large", str(config.lambda_large),
-        "--seed", str(config.seed), "--device", config.device, "--out", str(run_dir),
-        *([] if config.attention else ["--no-attention"]), "--generated-footage", *config.extra_flags,
-    ])
+    run = api.train(
+        out / "cache/train", train.labels_csv, out=out / "run", eval_cache=out / "cache/test", eval_labels=test.labels_csv,
+        gt=test.gt_csv, train_gt=train.gt_csv, generated_footage=True, device=config.device, progress=config.progress,
+        epochs=config.epochs, min_steps=config.min_steps, iterations=config.iterations, lr=config.lr,
+        lambda_small=config.lambda_small, lambda_large=config.lambda_large, seed=config.seed,
+        detector={"init": config.init, "attention": config.attention},
+    )
     mark = lap("train", mark)
 
     log.info("4/5 evaluating on %d held-out clips", sum(config.test_clips))
-    eval_args = ["--model", str(run_dir / "model.pt"), "--cache", str(out / "cache/test"), "--labels", str(test.labels_csv), "--gt", str(test.gt_csv), "--json"]
-    metrics = json.loads(_run("eval", eval_args))
-    raw = json.loads(_run("eval", [*eval_args, "--no-correction"]))
+    evaluation = dict(model=run.model, cache=out / "cache/test", labels=test.labels_csv, gt=test.gt_csv, device=config.device,
+                      progress=config.progress)
+    metrics = api.evaluate(**evaluation)
+    raw = api.evaluate(**evaluation, correction=False)
     probe = supervised_probe_auc(out / "cache/train", train, out / "cache/test", test)
     (out / "eval.json").write_text(json.dumps({"corrected": metrics, "raw": raw, "supervised_probe_auc": probe}, indent=1) + "\n")
     mark = lap("eval", mark)
 
     log.info("5/5 scoring raw held-out videos into CSV curves and plots")
+    scorer = run.scorer(threshold=0.5, device=config.device)
+    gt = read_gt(test.gt_csv)
     abnormal = [clip for clip in test.clips if clip.label == 1][: config.score_clips]
     normal = [clip for clip in test.clips if clip.label == 0][:1]
     scored = []
     for clip in abnormal + normal:
         name = clip.video.replace("/", "_")
         csv_path, png_path = out / "scores" / f"{name}.csv", out / "scores" / f"{name}.png"
-        csv_path.parent.mkdir(parents=True, exist_ok=True)
-        csv_path.write_text(_run("score", [str(clip.path), "--model", str(run_dir / "model.pt"), "--plot", str(png_path), "--gt", str(test.gt_csv), "--threshold", "0.5", "--device", config.device, *config.extra_flags]))
+        curve = scorer.score(clip.path, progress=config.progress)
+        text = io.StringIO()
+        write_csv(curve, text)
+        atomic_write_bytes(csv_path, text.getvalue().encode())
+        plot_scores(curve, scorer, png_path, gt_for_video(gt, clip.path))
         scored.append({"video": clip.video, "kind": clip.kind, "gt": [list(i) for i in clip.gt], "csv": str(csv_path), "plot": str(png_path)})
     lap("score", mark)
 
@@ -131,13 +122,13 @@ def run_demo(config: DemoConfig) -> dict:
         "ap": metrics["ap"],
         "score_gap": metrics["score_gap"],
         "test_videos": metrics["n_videos"],
-        "model": str(run_dir / "model.pt"),
-        "metrics": str(run_dir / "metrics.json"),
+        "model": str(run.model),
+        "metrics": str(run.out / "metrics.json"),
         "scored": scored,
         "seconds": {**timings, "total": round(time.perf_counter() - started, 1)},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    _record_default_model(run_dir / "model.pt")
+    _record_default_model(run.model)
     return summary
 
 
@@ -151,7 +142,8 @@ def supervised_probe_auc(train_cache: Path, train, test_cache: Path, test) -> fl
     from sklearn.linear_model import LogisticRegression
 
     from vad.extract.cache import FeatureCache
-    from vad.pipeline.evaluate import CLIP_LEN, cache_frame_counts, evaluate, frame_labels
+    from vad.extract.preprocess import CLIP_LEN
+    from vad.pipeline.evaluate import cache_frame_counts, evaluate, frame_labels
     from vad.pipeline.tables import read_gt
 
     def snippets(cache_dir: Path, data) -> tuple[np.ndarray, np.ndarray, dict, dict]:

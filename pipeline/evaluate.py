@@ -19,6 +19,7 @@ from vad.files import atomic_write_bytes
 from vad.models.correction import correct_scores
 from vad.models.detector import ARMSDetector
 from vad.models.inference import score_video
+from vad.errors import VadError
 
 HARD_BINS = (("[0,0.4]", 0.0, 0.4), ("(0.4,0.8]", 0.4, 0.8), ("(0.8,1]", 0.8, 1.0))
 ALARM_THRESHOLD = 0.5  # a frame above it counts as an alarm in false_alarm_rate
@@ -151,7 +152,7 @@ def write_frame_scores(directory: Path, scores: Mapping[str, np.ndarray], n_fram
     for video_id, snippet in scores.items():
         path = (root / f"{video_id}.csv").resolve()
         if root not in path.parents:
-            raise ValueError(f"video id {video_id!r} would be written outside {directory}")
+            raise VadError(f"video id {video_id!r} would be written outside {directory}")
         frames = frame_scores(snippet, n_frames[video_id])
         text = "frame,score\n" + "".join(f"{i},{v:.6f}\n" for i, v in enumerate(frames))
         path.parent.mkdir(parents=True, exist_ok=True)

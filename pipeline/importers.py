@@ -19,6 +19,7 @@ import numpy as np
 
 from vad.extract.cache import FeatureCache
 from vad.extract.preprocess import CLIP_LEN
+from vad.errors import VadError
 
 log = logging.getLogger("vad")
 
@@ -26,7 +27,7 @@ FEATURE_FORMATS = ("auto", "rtfm", "npy", "sultani")
 CROP_SUFFIX = re.compile(r"^(?P<video>.+)__(?P<crop>\d+)$")  # XD-Violence: one file per crop, name__k
 
 
-class ImportError_(ValueError):
+class ImportError_(VadError):
     """Input that cannot be imported; the message names the file (and line)."""
 
 

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from vad.files import atomic_write_bytes
+from vad.errors import VadError
 
 LABEL_VALUES = {"0": 0, "1": 1, "normal": 0, "abnormal": 1}
 
 
-class TableError(ValueError):
+class TableError(VadError):
     """A malformed labels or GT file; the message is '<file>:<line>: what'."""
 
 

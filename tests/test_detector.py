@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from vad.errors import ConfigError
 from vad.models.detector import ARMSDetector, DetectorConfig, build_detector, count_parameters
 from vad.models.io import ModelFileError, load_model, read_model_file, save_model
 
@@ -128,5 +129,5 @@ def test_torch_initialisation_keeps_pytorchs_default_and_a_closed_gate():
     bound = 1 / (64 * 3) ** 0.5  # kaiming_uniform(a=sqrt(5)) on Conv1d(64 -> 32, k=3)
     assert model.conv.weight.abs().max() <= bound and model.conv.weight.abs().max() > 0.9 * bound
     assert torch.count_nonzero(model.conv.bias) > 0 and torch.count_nonzero(model.gate.weight) == 0
-    with pytest.raises(ValueError, match="init 'he'"):
+    with pytest.raises(ConfigError, match="init 'he'"):
         build_detector(feature_dim=8, hidden_dim=8, init="he")

@@ -93,12 +93,13 @@ def test_localisation_metrics_see_a_flat_curve():
 
 
 def test_frame_score_files_stay_inside_their_folder(tmp_path):
+    from vad.errors import VadError
     from vad.pipeline.evaluate import write_frame_scores
 
     written = write_frame_scores(tmp_path / "out", {"cam/a": np.array([0.25, 0.5])}, {"cam/a": 20})
     lines = written[0].read_text().splitlines()
     assert written[0] == (tmp_path / "out/cam/a.csv").resolve() and lines[0] == "frame,score" and len(lines) == 21
     assert lines[1] == "0,0.250000" and lines[-1] == "19,0.500000"
-    with pytest.raises(ValueError, match="outside"):
+    with pytest.raises(VadError, match="outside"):
         write_frame_scores(tmp_path / "out", {"../escape": np.array([0.5])}, {"../escape": 16})
     assert not (tmp_path / "escape.csv").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from vad.extract.backbones import BACKBONES, get_backbone
+from vad.errors import VadError
 from vad.registry import Registry, UnknownName
 from vad.models.phases import PHASES, get_phase
 from vad.synth import ANOMALIES
@@ -18,7 +19,7 @@ def test_add_refuses_a_name_twice_and_unknown_names_list_the_known_ones():
     with pytest.raises(UnknownName) as caught:
         registry["green"]
     assert str(caught.value) == "unknown colour 'green'; choose one of: red, blue"  # not quoted as KeyError would
-    assert isinstance(caught.value, KeyError) and isinstance(caught.value, ValueError)
+    assert isinstance(caught.value, KeyError) and isinstance(caught.value, VadError) and caught.value.exit_code == 2
 
 
 def test_the_three_registries_use_it():

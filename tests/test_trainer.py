@@ -10,6 +10,7 @@ from vad.models.pooling import pool_segments, segment_bounds
 from vad.models.pseudo import adaptive_ratios, estimate_abnormal_ratio, quartile_pseudo_labels
 from vad.models.trainer import (PRESETS, IndexStream, TrainingSet, make_config, pseudo_label_precision, segment_truth,
                                 train)
+from vad.errors import ConfigError
 from vad.registry import UnknownName
 
 
@@ -90,7 +91,7 @@ def test_plans():
     ({"detector": {"dropout": 1.0}}, "dropout"),
 ])
 def test_config_validation(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         make_config(**kwargs)
 
 
@@ -122,9 +123,9 @@ def test_detector_settings_go_through_the_detector_config():
     config = make_config(detector={"hidden_dim": 64, "attention": False, "dropout": None})
     assert config.detector == DetectorConfig(hidden_dim=64, attention=False)  # None keeps the default, as for every override
     assert make_config(detector=DetectorConfig(heads=4, hidden_dim=12)).detector.heads == 4
-    with pytest.raises(TypeError, match=r"no field 'hidden_dim' \(a detector field: pass detector="):
+    with pytest.raises(ConfigError, match=r"no field 'hidden_dim' \(a detector field: pass detector="):
         make_config(hidden_dim=64)
-    with pytest.raises(TypeError, match="DetectorConfig has no field 'width'"):
+    with pytest.raises(ConfigError, match="DetectorConfig has no field 'width'"):
         make_config(detector={"width": 64})
 
 

@@ -1,1 +1,67 @@
-"""vad: weakly-supervised video anomaly detection."""
+"""vad: weakly-supervised video anomaly detection, from raw video to frame-level anomaly curves.
+
+    import vad
+
+    vad.extract("videos/", "cache/", backbone="i3d-inception", crops=1)   # I3D features per 16-frame snippet
+    run = vad.train("cache/", "labels.csv", out="run/")                    # ARMS self-training
+    curve = vad.load_scorer(run.model).score("clip.mp4")                   # one score per decoded frame
+    curve.frame_scores, curve.fps, curve.intervals(0.5), curve.provenance
+
+The functions live in vad.pipeline.api (see there for every argument); importing vad loads
+none of torch, the backbones or the trainer until one of them is called. `vad.extract` is also
+the extraction package (vad.extract.cache, vad.extract.engine...): called, it runs extraction.
+
+Layers, bottom to top; a module imports only from its own layer or those below:
+  vad.errors, vad.files, vad.claims, vad.registry, vad.progress   the neutral bottom
+  vad.weights                                                     weights files: resolve, verify, fetch
+  vad.synth                                                       generated footage (fixtures, the demo)
+  vad.extract (vad.extract.backbones inside)                      video -> snippets -> features
+  vad.models                                                      detector, losses, phases, trainer
+  vad.pipeline                                                    flows, the API, the CLI
+"""
+from __future__ import annotations
+
+import sys
+import types
+
+from vad import extract  # the extraction package; made callable below
+
+
+class _CallablePackage(types.ModuleType):
+    """Python binds `vad.extract` to the extraction package as soon as any of its modules is
+    imported, so a plain function of that name here would be replaced by the package. The
+    package is made callable instead: `vad.extract(...)` runs the API function, and
+    `vad.extract.cache`, `vad.extract.engine`... stay the modules they are."""
+
+    def __call__(self, videos, cache, **config):
+        """Extract features of `videos` into the feature cache `cache`. See vad.pipeline.api.extract."""
+        from vad.pipeline.api import extract as run
+
+        return run(videos, cache, **config)
+
+
+sys.modules["vad.extract"].__class__ = _CallablePackage
+
+
+def train(cache, labels, **config):
+    """Train the ARMS detector on cached features; returns a Run. See vad.pipeline.api.train."""
+    from vad.pipeline.api import train as run
+
+    return run(cache, labels, **config)
+
+
+def evaluate(model, cache, labels, gt, **config) -> dict:
+    """Frame-level metrics of a model on cached test videos. See vad.pipeline.api.evaluate."""
+    from vad.pipeline.api import evaluate as run
+
+    return run(model, cache, labels, gt, **config)
+
+
+def load_scorer(model=None, **config):
+    """A Scorer of raw videos (model None: the default model). See vad.pipeline.api.load_scorer."""
+    from vad.pipeline.api import load_scorer as load
+
+    return load(model, **config)
+
+
+__all__ = ["evaluate", "extract", "load_scorer", "train"]

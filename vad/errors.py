@@ -24,3 +24,7 @@ class RunFailure(VadError):
     """The run failed at run time, or some items of a batch failed; what finished is kept."""
 
     exit_code = FAILED
+
+
+class ConfigError(VadError):
+    """A setting outside its choices or range (an option on the command line, a config field)."""

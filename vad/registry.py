@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from typing import Generic, Iterator, TypeVar
 
+from vad.errors import VadError
+
 T = TypeVar("T")
 
 
-class UnknownName(KeyError, ValueError):
-    """A lookup of a name nobody registered; a KeyError for mappings, a ValueError for settings."""
-
-    def __str__(self) -> str:  # KeyError would quote the whole message
-        return str(self.args[0])
+class UnknownName(VadError, KeyError):
+    """A lookup of a name nobody registered: bad input for vad, a KeyError for mappings."""
 
 
 class Registry(Generic[T]):

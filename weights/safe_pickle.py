@@ -13,6 +13,7 @@ import pickle
 from typing import IO, Any
 
 import numpy as np
+from vad.errors import VadError
 
 _CONTAINERS = {"dict": dict, "list": list, "tuple": tuple, "set": set, "frozenset": frozenset}
 
@@ -34,7 +35,7 @@ ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
 }
 
 
-class RefusedGlobal(pickle.UnpicklingError):
+class RefusedGlobal(VadError, pickle.UnpicklingError):
     """The pickle references a global outside ALLOWED_GLOBALS."""
 
 

@@ -1,12 +1,17 @@
 """ResNet-50 I3D of pytorch-resnet3d (`I3Res50`, use_nl=False): the backbone of RTFM's and ARMS's features.
 
-Module names, child order and shapes follow pytorch-resnet3d exactly so that its converted
-Kinetics file (and our Caffe2 conversion, i3d_r50_caffe2.py beside this file) loads strictly.
-See golden/i3d-r50/ARCHITECTURE.md §1.
+The network is pytorchvideo's `create_resnet` (the configuration of its hub `i3d_r50`, with the
+reference's unpadded stem pool), wrapped so that its state dict uses the reference's keys:
+pytorch-resnet3d's converted Kinetics file, our Caffe2 conversion (i3d_r50_caffe2.py beside
+this file) and the tests' generated weights load as they are, and `model.state_dict()` has the
+reference's keys, order and shapes. docs/backbones.md ("i3d-r50: ResNet-50 I3D") documents the
+architecture and the key map.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import nn
@@ -32,66 +37,112 @@ R50_STAGES = (
     StageSpec(512, 2, (0, 1, 0)),
 )
 
-
-class Bottleneck(nn.Module):
-    expansion = 4
-
-    def __init__(self, inplanes: int, planes: int, spatial_stride: int, temporal_conv: int, downsample: nn.Module | None):
-        super().__init__()
-        self.conv1 = nn.Conv3d(inplanes, planes, (1 + 2 * temporal_conv, 1, 1), padding=(temporal_conv, 0, 0), bias=False)
-        self.bn1 = nn.BatchNorm3d(planes)
-        self.conv2 = nn.Conv3d(planes, planes, (1, 3, 3), stride=(1, spatial_stride, spatial_stride), padding=(0, 1, 1), bias=False)
-        self.bn2 = nn.BatchNorm3d(planes)
-        self.conv3 = nn.Conv3d(planes, planes * self.expansion, 1, bias=False)
-        self.bn3 = nn.BatchNorm3d(planes * self.expansion)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu(out + shortcut)
+# Reference module -> pytorchvideo module, inside one residual block (ResBlock / BottleneckBlock).
+_BLOCK_KEYS = (
+    ("conv1", "branch2.conv_a"), ("bn1", "branch2.norm_a"),
+    ("conv2", "branch2.conv_b"), ("bn2", "branch2.norm_b"),
+    ("conv3", "branch2.conv_c"), ("bn3", "branch2.norm_c"),
+    ("downsample.0", "branch1_conv"), ("downsample.1", "branch1_norm"),
+)
 
 
-def _stage(inplanes: int, spec: StageSpec) -> nn.Sequential:
-    out_planes = spec.planes * Bottleneck.expansion
-    downsample = None
-    if spec.spatial_stride != 1 or inplanes != out_planes:
-        stride = (1, spec.spatial_stride, spec.spatial_stride)
-        downsample = nn.Sequential(nn.Conv3d(inplanes, out_planes, 1, stride=stride, bias=False), nn.BatchNorm3d(out_planes))
-    blocks = [Bottleneck(inplanes, spec.planes, spec.spatial_stride, spec.temporal_kernels[0], downsample)]
-    blocks += [Bottleneck(out_planes, spec.planes, 1, tc, None) for tc in spec.temporal_kernels[1:]]
-    return nn.Sequential(*blocks)
+def _import_create_resnet():
+    """pytorchvideo's builders, imported on first build so that `import vad` stays light."""
+    with warnings.catch_warnings():
+        # fvcore (imported by pytorchvideo) calls torch.jit.script at import time, which this
+        # torch deprecates with a FutureWarning that every `vad extract` would print; nothing
+        # here uses TorchScript.
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+        from pytorchvideo.models.resnet import ResStage, create_resnet
+        from pytorchvideo.models.stem import create_res_basic_stem
+    return create_resnet, create_res_basic_stem, ResStage
 
 
 class I3DResNet(nn.Module):
     """forward(x[B,3,T,H,W] normalised) -> [B, 2048] global-average-pooled layer4 features.
 
-    `fc` (Kinetics classes) exists only so that the reference state_dict loads strictly.
+    `net` is pytorchvideo's network (`net.blocks`: stem, layer1, the time pool, layer2..4, head).
+    `state_dict()` and `load_state_dict()` speak the reference's keys (`conv1`, `bn1`,
+    `layer{L}.{B}.conv{1,2,3}`, ..., `fc`) in the reference's order; parameters and modules keep
+    pytorchvideo's names. The head's `proj` is the reference's `fc` (Kinetics classes): it exists
+    so that the reference state dict loads strictly, the feature forward never runs it.
     """
 
-    def __init__(self, stages: tuple[StageSpec, ...], num_classes: int):
+    def __init__(self, net: nn.Module, key_map: dict[str, str]):
         super().__init__()
-        self.conv1 = nn.Conv3d(3, 64, (5, 7, 7), stride=(2, 2, 2), padding=(2, 3, 3), bias=False)
-        self.bn1 = nn.BatchNorm3d(64)
-        self.relu = nn.ReLU(inplace=True)
-        # No padding and floor mode, as in the reference: 112 -> 55 (not 56).
-        self.maxpool1 = nn.MaxPool3d((2, 3, 3), stride=(2, 2, 2))
-        self.maxpool2 = nn.MaxPool3d((2, 1, 1), stride=(2, 1, 1))
-        inplanes = 64
-        for index, spec in enumerate(stages, start=1):
-            self.add_module(f"layer{index}", _stage(inplanes, spec))
-            inplanes = spec.planes * Bottleneck.expansion
-        self.avgpool = nn.AdaptiveAvgPool3d(1)
-        self.fc = nn.Linear(inplanes, num_classes)
+        self.net = net
+        self._to_ours = dict(key_map)  # reference module -> our module, in the reference's order
+        self._to_reference = {ours: ref for ref, ours in key_map.items()}
+        self._loading_prefix = ""
+        self.register_state_dict_post_hook(_reference_keys)
+        self.register_load_state_dict_pre_hook(_our_keys)
+        self.register_load_state_dict_post_hook(_reference_missing_keys)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool1(self.relu(self.bn1(self.conv1(x))))
-        x = self.maxpool2(self.layer1(x))  # time is halved after res2 only
-        x = self.layer4(self.layer3(self.layer2(x)))
-        return self.avgpool(x).flatten(1)
+        *body, head = self.net.blocks
+        for block in body:
+            x = block(x)
+        return head.pool(x).flatten(1)  # AdaptiveAvgPool3d(1) over (T, H, W)
+
+
+def _rename(key: str, prefix: str, table: dict[str, str]) -> str | None:
+    """`prefix + module.tensor` with the module renamed by `table`; None when it has no entry."""
+    module, _, tensor = key[len(prefix):].rpartition(".")
+    target = table.get(module)
+    return None if target is None else f"{prefix}{target}.{tensor}"
+
+
+def _reference_keys(model: I3DResNet, destination: dict, prefix: str, _local_metadata) -> None:
+    """state_dict post-hook: our entries, the last ones written, go back under the reference's names and order."""
+    grouped: dict[str, list] = {}
+    for key in [k for k in destination if k.startswith(prefix)]:
+        module, _, tensor = key[len(prefix):].rpartition(".")
+        grouped.setdefault(model._to_reference.get(module, module), []).append((tensor, destination.pop(key)))
+    for module in [*model._to_ours, *grouped]:  # anything the map lacks would follow, under our name
+        for tensor, value in grouped.pop(module, ()):
+            destination[f"{prefix}{module}.{tensor}"] = value
+    metadata = getattr(destination, "_metadata", None)
+    if metadata is not None:  # BatchNorm's version travels with its tensors
+        for ref, ours in model._to_ours.items():
+            if prefix + ours in metadata:
+                metadata[prefix + ref] = metadata.pop(prefix + ours)
+
+
+def _our_keys(model: I3DResNet, state_dict: dict, prefix: str, _local_metadata, *_args) -> None:
+    """load_state_dict pre-hook: runs before the children load, so they find their entries under
+    their own names (`state_dict` is load_state_dict's copy, not the caller's dict)."""
+    model._loading_prefix = prefix
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        ours = _rename(key, prefix, model._to_ours)
+        if ours is not None:
+            state_dict[ours] = state_dict.pop(key)
+    metadata = getattr(state_dict, "_metadata", None)
+    if metadata is not None:
+        for ref, ours in model._to_ours.items():
+            if prefix + ref in metadata:
+                metadata[prefix + ours] = metadata[prefix + ref]
+
+
+def _reference_missing_keys(model: I3DResNet, incompatible_keys) -> None:
+    """load_state_dict post-hook: missing keys are reported under the reference's names."""
+    missing = incompatible_keys.missing_keys
+    for index, key in enumerate(missing):
+        if key.startswith(model._loading_prefix):
+            missing[index] = _rename(key, model._loading_prefix, model._to_reference) or key
+
+
+def _key_map(net: nn.Module, res_stage: type) -> dict[str, str]:
+    """Reference module name -> name under I3DResNet, for every module that holds tensors."""
+    blocks = list(net.blocks)
+    stages = [index for index, block in enumerate(blocks) if isinstance(block, res_stage)]
+    key_map = {"conv1": "net.blocks.0.conv", "bn1": "net.blocks.0.norm"}
+    for layer, index in enumerate(stages, start=1):
+        for number, block in enumerate(blocks[index].res_blocks):
+            for ref, ours in _BLOCK_KEYS:
+                if getattr(block, ours.split(".")[0]) is not None:  # no shortcut conv: identity
+                    key_map[f"layer{layer}.{number}.{ref}"] = f"net.blocks.{index}.res_blocks.{number}.{ours}"
+    key_map["fc"] = f"net.blocks.{len(blocks) - 1}.proj"
+    return key_map
 
 
 def i3d_resnet(*, stages: tuple[StageSpec, ...] = R50_STAGES, num_classes: int = 400) -> I3DResNet:
@@ -100,20 +151,59 @@ def i3d_resnet(*, stages: tuple[StageSpec, ...] = R50_STAGES, num_classes: int =
     ::
 
         x [B,3,16,224,224]
-        conv1 5x7x7 /2,2,2  -> bn1 -> relu          [B,64,8,112,112]
-        maxpool1 2x3x3 /2,2,2 (no pad)              [B,64,4,55,55]
-        layer1 (res2) 3 x Bottleneck(64)            [B,256,4,55,55]
-        maxpool2 2x1x1 /2,1,1                       [B,256,2,55,55]
-        layer2 (res3) 4 x Bottleneck(128) /2        [B,512,2,28,28]
-        layer3 (res4) 6 x Bottleneck(256) /2        [B,1024,2,14,14]
-        layer4 (res5) 3 x Bottleneck(512) /2        [B,2048,2,7,7]
-        avgpool (T,H,W) -> flatten                  [B,2048]
-        (fc 2048 -> num_classes: kept for the state_dict, not used)
+        conv1 5x7x7 /2,2,2  -> bn1 -> relu          [B,64,8,112,112]    net.blocks.0 (stem)
+        maxpool1 2x3x3 /2,2,2 (no pad)              [B,64,4,55,55]      net.blocks.0.pool
+        layer1 (res2) 3 x Bottleneck(64)            [B,256,4,55,55]     net.blocks.1
+        maxpool2 2x1x1 /2,1,1                       [B,256,2,55,55]     net.blocks.2
+        layer2 (res3) 4 x Bottleneck(128) /2        [B,512,2,28,28]     net.blocks.3
+        layer3 (res4) 6 x Bottleneck(256) /2        [B,1024,2,14,14]    net.blocks.4
+        layer4 (res5) 3 x Bottleneck(512) /2        [B,2048,2,7,7]      net.blocks.5
+        avgpool (T,H,W) -> flatten                  [B,2048]            net.blocks.6.pool
+        (fc 2048 -> num_classes: kept for the state_dict, not used)      net.blocks.6.proj
 
         Bottleneck(p, tc): conv1 (1+2tc)x1x1 -> bn -> relu -> conv2 1x3x3 (spatial stride)
                            -> bn -> relu -> conv3 1x1x1 (4p) -> bn -> + shortcut -> relu
+
+    `stages` must have the block counts of a ResNet depth pytorchvideo knows (50: 3, 4, 6, 3)
+    and widths 64, 128, 256, 512; the spatial strides and temporal kernels are free.
     """
-    return I3DResNet(stages, num_classes)
+    create_resnet, create_res_basic_stem, res_stage = _import_create_resnet()
+    depth = {(3, 4, 6, 3): 50, (3, 4, 23, 3): 101, (3, 8, 36, 3): 152}.get(tuple(len(s.temporal_kernels) for s in stages))
+    if depth is None or tuple(s.planes for s in stages) != (64, 128, 256, 512):
+        raise ValueError(f"stages {stages}: pytorchvideo builds ResNet-50/101/152 block counts with widths 64, 128, 256, 512 only")
+
+    def stem(**kwargs):
+        # create_resnet pads the stem pool by kernel // 2; the reference does not (floor mode):
+        # 112 -> 55, not 56.
+        return create_res_basic_stem(**{**kwargs, "pool_padding": (0, 0, 0)})
+
+    net = create_resnet(
+        model_depth=depth,
+        model_num_class=num_classes,
+        dropout_rate=0.5,
+        norm=nn.BatchNorm3d,
+        activation=partial(nn.ReLU, inplace=True),
+        stem_dim_out=64,
+        stem_conv_kernel_size=(5, 7, 7),  # padded by kernel // 2 = (2, 3, 3)
+        stem_conv_stride=(2, 2, 2),
+        stem_pool=nn.MaxPool3d,
+        stem_pool_kernel_size=(2, 3, 3),
+        stem_pool_stride=(2, 2, 2),
+        stem=stem,
+        stage1_pool=nn.MaxPool3d,  # kernel = stride = (2, 1, 1), no padding
+        stage1_pool_kernel_size=(2, 1, 1),
+        # one kernel per block (padded by kernel // 2: (1, 0, 0) or none)
+        stage_conv_a_kernel_size=tuple([(1 + 2 * t, 1, 1) for t in s.temporal_kernels] for s in stages),
+        stage_conv_b_kernel_size=((1, 3, 3),) * 4,  # padded (0, 1, 1)
+        stage_spatial_h_stride=tuple(s.spatial_stride for s in stages),
+        stage_spatial_w_stride=tuple(s.spatial_stride for s in stages),
+        stage_temporal_stride=(1, 1, 1, 1),
+        head_pool=nn.AdaptiveAvgPool3d,
+        head_output_size=(1, 1, 1),
+        head_activation=None,
+        head_output_with_global_average=True,
+    )
+    return I3DResNet(net, _key_map(net, res_stage))
 
 
 def i3d_r50(*, num_classes: int = 400) -> I3DResNet:
