@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 VAD := $(VENV)/bin/vad
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo weights bench clean
+.PHONY: test lint demo weights bench clean
 
 $(STAMP): setup.cfg setup.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ weights: $(STAMP)
 
 test: weights
 	$(PY) -m pytest -q
+
+# ruff's rules and line length are in pyproject.toml
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 demo: weights
 	$(VAD) demo --out demo_out

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Iterator
 
 import numpy as np
 
 from vad import claims
 from vad.claims import process_identity
-from vad.files import atomic_save_npy, atomic_write_json
 from vad.errors import RunFailure, VadError
+from vad.files import atomic_save_npy, atomic_write_json
 
 CACHE_FORMAT = 1
 # Keys of cache.json that define the feature configuration: a cache holds exactly one.

@@ -13,14 +13,14 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
-from vad.extract.inputs import missing_file_reason
 from vad.errors import ConfigError, RunFailure
+from vad.extract.inputs import missing_file_reason
 
 log = logging.getLogger("vad")
 

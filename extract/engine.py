@@ -14,19 +14,19 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Union
 
 import numpy as np
 import torch
 
 from vad import weights as weights_store
+from vad.errors import ConfigError
 from vad.extract.backbones import BackboneSpec
 from vad.extract.preprocess import finish_snippet, to_network_layout
 from vad.extract.snippets import SnippetPlan, VideoSummary, iter_snippets
 from vad.progress import progress_bar
-from vad.errors import ConfigError
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -79,8 +79,8 @@ class Finished:
     meta: dict
 
 
-Event = Union[Snippet, Decoded, Failed, Refused]
-Outcome = Union[Started, Through, Finished, Failed, Refused]
+Event = Snippet | Decoded | Failed | Refused
+Outcome = Started | Through | Finished | Failed | Refused
 
 
 def first_line(exc: BaseException) -> str:

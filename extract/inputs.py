@@ -5,9 +5,10 @@ import hashlib
 import logging
 import os
 import stat
-from vad.errors import VadError
 from dataclasses import dataclass
 from pathlib import Path
+
+from vad.errors import VadError
 
 VIDEO_EXTENSIONS = frozenset(
     ".mp4 .avi .mkv .mov .webm .mpg .mpeg .m4v .wmv .flv .ts .mts .3gp .ogv".split()

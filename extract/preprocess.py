@@ -16,7 +16,6 @@ from PIL import Image
 
 from vad.extract.resize_torch import resize_like_pillow
 
-
 # Frames per snippet: every released I3D feature set of the field (RTFM's UCF-Crime and
 # ShanghaiTech features, those ARMS trains on) cuts videos into 16-frame snippets, and the
 # evaluation spreads each snippet's score over its 16 frames. Defined here only.

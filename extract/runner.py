@@ -18,16 +18,25 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from vad.claims import ClaimHeartbeat, process_identity
+from vad.errors import ConfigError
 from vad.extract.backbones import PROFILES, BackboneSpec, backbone_names, get_backbone
 from vad.extract.cache import CacheWriteError, FeatureCache
 from vad.extract.engine import (
-    PRECISIONS, Engine, Finished, Refused, Started, Through, geometry_on_device, load_backbone, resolve_device, video_events,
+    PRECISIONS,
+    Engine,
+    Finished,
+    Refused,
+    Started,
+    Through,
+    geometry_on_device,
+    load_backbone,
+    resolve_device,
+    video_events,
 )
 from vad.extract.inputs import VideoItem, in_shard
 from vad.extract.preprocess import Geometry
 from vad.extract.snippets import SnippetPlan
 from vad.progress import progress_bar
-from vad.errors import ConfigError
 
 log = logging.getLogger("vad")
 

@@ -6,9 +6,9 @@ repeating the last decoded frame (not looped, not zero-filled). Each frame is re
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch

@@ -29,7 +29,6 @@ from torch import nn
 
 from vad.errors import ConfigError
 
-
 INITS = ("xavier", "torch")
 
 
@@ -53,7 +52,7 @@ class DetectorConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "DetectorConfig":
+    def from_dict(cls, data: dict) -> DetectorConfig:
         return cls(**{key: data[key] for key in cls.__dataclass_fields__ if key in data})
 
 

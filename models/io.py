@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
+from vad.errors import VadError
 from vad.files import atomic_write
 from vad.models.detector import ARMSDetector, DetectorConfig
-from vad.errors import VadError
 
 MODEL_FORMAT = 2
 MODEL_KIND = "vad-arms-detector"

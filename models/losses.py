@@ -6,8 +6,8 @@ The video-level MIL terms register by their `--loss` name in LOSSES.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

@@ -10,14 +10,15 @@ traditional is the baseline self-training, one fixed loss and ratio in every ite
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from vad.errors import ConfigError
-from vad.registry import Registry
 from vad.models.pseudo import RatioUpdate, adaptive_ratios
+from vad.registry import Registry
 
 if TYPE_CHECKING:
     from vad.models.trainer import TrainConfig

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
-from typing import Callable
 
 import numpy as np
 import torch
-from vad.errors import ConfigError, VadError
-from vad.progress import progress_bar
 
+from vad.errors import ConfigError, VadError
 from vad.extract.cache import FeatureCache
 from vad.models.detector import INITS, ARMSDetector, DetectorConfig
 from vad.models.inference import score_bags
@@ -28,6 +27,7 @@ from vad.models.losses import LOSSES, phase_loss
 from vad.models.phases import SCHEDULES, PhaseContext, get_phase
 from vad.models.pooling import N_SEGMENTS, pool_segments, segment_bounds
 from vad.models.pseudo import UNLABELLED, RatioUpdate, quartile_pseudo_labels
+from vad.progress import progress_bar
 
 log = logging.getLogger("vad")
 
@@ -65,7 +65,7 @@ class TrainConfig:
     seed: int = 0  # seeds initialisation, dropout and sampling of every iteration
     device: str = "cpu"  # torch device of training
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         schedule = SCHEDULES[self.schedule]
         LOSSES[self.loss]
         if not self.phases:
@@ -124,7 +124,7 @@ class TrainConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
+    def from_dict(cls, data: dict) -> TrainConfig:
         """The inverse of to_dict. Files written before TrainConfig held a DetectorConfig store
         only its dropout, hidden_dim, attention and init; they trained with the defaults of the
         other fields, which is what the missing keys read as."""

@@ -21,9 +21,10 @@ import logging
 import shlex
 import sys
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from vad.errors import ConfigError, RunFailure, VadError
 

@@ -5,10 +5,10 @@ import json
 from pathlib import Path
 
 import click
-from vad.progress import progress_bar
 
 from vad.errors import RunFailure
 from vad.pipeline.common import progress_disabled, verbosity
+from vad.progress import progress_bar
 
 
 @click.group()
@@ -61,6 +61,6 @@ def export(cache_dir, out_dir, segments):
     from vad.pipeline.importers import export_segments
 
     source = FeatureCache(cache_dir)
-    source.config  # a missing or corrupt cache.json says so before any work
+    _ = source.config  # a missing or corrupt cache.json says so before any work
     n = export_segments(source, Path(out_dir), segments, progress_wrap=_bar("exporting"))
     click.echo(f"exported {n} videos -> {out_dir}")

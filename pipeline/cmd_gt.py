@@ -42,7 +42,7 @@ def import_(source, fmt, list_path, frame_counts, cache_dir, suffixes, out_path)
         counts = read_frame_counts([Path(p) for p in frame_counts], suffixes)
         if cache_dir:
             store = FeatureCache(cache_dir)
-            store.config
+            _ = store.config  # a missing or corrupt cache.json says so first
             counts.update(cache_frame_counts(store, store.video_ids()))
     if fmt == "ucf":
         result = import_ucf_gt(Path(source), suffixes, counts)

@@ -6,20 +6,20 @@ scored with scikit-learn.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
-from vad.progress import progress_bar
 
+from vad.errors import VadError
 from vad.extract.cache import FeatureCache
 from vad.extract.preprocess import CLIP_LEN
 from vad.files import atomic_write_bytes
 from vad.models.correction import correct_scores
 from vad.models.detector import ARMSDetector
 from vad.models.inference import score_video
-from vad.errors import VadError
+from vad.progress import progress_bar
 
 HARD_BINS = (("[0,0.4]", 0.0, 0.4), ("(0.4,0.8]", 0.4, 0.8), ("(0.8,1]", 0.8, 1.0))
 ALARM_THRESHOLD = 0.5  # a frame above it counts as an alarm in false_alarm_rate

@@ -11,15 +11,15 @@ import logging
 import math
 import ntpath
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Mapping, Sequence
 
 import numpy as np
 
+from vad.errors import VadError
 from vad.extract.cache import FeatureCache
 from vad.extract.preprocess import CLIP_LEN
-from vad.errors import VadError
 
 log = logging.getLogger("vad")
 

@@ -9,8 +9,8 @@ moments are drawn faded, as in the paper.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 

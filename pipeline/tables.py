@@ -9,11 +9,11 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
-from vad.files import atomic_write_bytes
 from vad.errors import VadError
+from vad.files import atomic_write_bytes
 
 LABEL_VALUES = {"0": 0, "1": 1, "normal": 0, "abnormal": 1}
 

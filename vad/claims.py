@@ -14,8 +14,8 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 # Owners touch their claim files every minute; one untouched for ten is abandoned (its host died,
 # or lost the shared file system) and any process may take it over. Ten beats of slack absorb

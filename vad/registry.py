@@ -6,7 +6,8 @@ twice and answers an unknown name with the names it knows.
 """
 from __future__ import annotations
 
-from typing import Generic, Iterator, TypeVar
+from collections.abc import Iterator
+from typing import Generic, TypeVar
 
 from vad.errors import VadError
 

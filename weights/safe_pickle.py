@@ -13,6 +13,7 @@ import pickle
 from typing import IO, Any
 
 import numpy as np
+
 from vad.errors import VadError
 
 _CONTAINERS = {"dict": dict, "list": list, "tuple": tuple, "set": set, "frozenset": frozenset}

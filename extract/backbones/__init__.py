@@ -8,9 +8,9 @@ entry, never from constants of their own (as torchvision binds transforms and me
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Callable
 
 import torch
 from torch import nn
@@ -18,7 +18,6 @@ from torch import nn
 from vad.extract.preprocess import Geometry
 from vad.registry import Registry
 from vad.weights import WeightsEntry
-
 
 # Extraction profiles: "reference" reproduces the backbone's reference extractor (its JPEG round
 # trip included), "direct" feeds decoded frames straight to the resize.
@@ -62,8 +61,10 @@ def kinetics400_labels() -> list[str]:
 def _load_builtin() -> None:
     # Imported here, not at module top, so that the registry module has no import cycle
     # with the architecture modules that register themselves.
-    from vad.extract.backbones import i3d_r50  # noqa: F401
-    from vad.extract.backbones import inception_i3d  # noqa: F401
+    from vad.extract.backbones import (
+        i3d_r50,  # noqa: F401
+        inception_i3d,  # noqa: F401
+    )
 
 
 def backbone_names() -> list[str]:

@@ -39,7 +39,7 @@ class Look:
     size: float  # height relative to the scene's 1.7 m person
 
     @staticmethod
-    def random(rng: np.random.Generator) -> "Look":
+    def random(rng: np.random.Generator) -> Look:
         def colour(lo: int, hi: int) -> Color:
             return tuple(int(c) for c in rng.integers(lo, hi, 3))
 

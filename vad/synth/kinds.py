@@ -5,7 +5,8 @@ The bottom of the package, so that `ClipSpec` can check a name against it; the b
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
