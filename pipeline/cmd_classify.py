@@ -16,7 +16,8 @@ from vad.pipeline.common import progress_disabled, verbosity
 
 log = logging.getLogger("vad")
 
-BACKBONE = "i3d-inception"
+# The default: its Kinetics-400 weights install offline, and its head's class order is DeepMind's.
+DEFAULT_BACKBONE = "i3d-inception"
 
 
 def top_classes(logits, labels: list[str], k: int) -> list[dict]:
@@ -48,23 +49,30 @@ def snippet_logits(video: Path, model, spec, device, decoder: str, batch_size: i
 @click.option("--top", "k", type=click.IntRange(1, 400), default=5, show_default=True, help="How many classes to show.")
 @click.option("--clip-only", is_flag=True, help="Only the whole-clip classes (softmax of the snippet logits' mean).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout instead of text.")
+@click.option("--backbone", default=DEFAULT_BACKBONE, show_default=True,
+              help="A backbone whose entry names its classes (`vad weights list` shows the backbones).")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None, help="Weights file. Default: resolved as in `vad weights list`.")
-@click.option("--decoder", type=click.Choice(["auto", "decord", "pyav"]), default="pyav", show_default=True, help="Video decoder; pyav decodes in decoder order as the reference pipeline.")
+@click.option("--decoder", type=click.Choice(["auto", "decord", "pyav"]), default="pyav", show_default=True,
+              help="Video decoder; pyav decodes in decoder order as the reference pipeline.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Snippets per forward pass.")
 @verbosity
-def classify(video: Path, k: int, clip_only: bool, as_json: bool, weights: str | None, decoder: str, device: str, batch_size: int) -> None:
+def classify(video: Path, k: int, clip_only: bool, as_json: bool, backbone: str, weights: str | None, decoder: str, device: str,
+             batch_size: int) -> None:
     """Top Kinetics-400 classes of VIDEO per 16-frame snippet and for the whole clip.
 
     Uses the pretrained Inception-I3D (`vad weights fetch i3d-inception`) on the centre
     224x224 crop of each snippet. Exit codes: 0 done, 1 decoding failed, 2 bad input.
     """
-    from vad.extract.backbones import get_backbone
+    from vad.extract.backbones import backbone_names, get_backbone
     from vad.extract.engine import load_backbone, resolve_device
 
     if not video.is_file():
         raise VadError(f"{video}: no such file")
-    spec = get_backbone(BACKBONE)
+    spec = get_backbone(backbone)
+    if spec.labels is None:
+        with_labels = [name for name in backbone_names() if get_backbone(name).labels is not None]
+        raise VadError(f"--backbone {backbone}: its entry names no classes; choose one of {', '.join(with_labels)}")
     torch_device = resolve_device(device)
     model, _ = load_backbone(spec, Path(weights) if weights else None, torch_device)
     logits, summary = snippet_logits(video, model, spec, torch_device, decoder, batch_size, not progress_disabled())
