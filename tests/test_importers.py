@@ -29,7 +29,7 @@ def test_import_real_shanghaitech_features(tmp_path):
     result = vad("cache", "import", *files, "--cache", tmp_path / "c", "--strip-suffix", "_i3d", "--backbone", "i3d-r50", "-q")
     assert result.exit_code == 0, result.output
     cache = FeatureCache(tmp_path / "c")
-    assert cache.video_ids() == [f"01_00{i}" for i in range(1, 8)]
+    assert cache.video_ids() == ["01_002", "01_006"]  # the two kept files (tests/data/README.md)
     assert cache.config["feature_dim"] == 2048 and cache.config["crops"] == 10 and cache.config["backbone"] == "i3d-r50"
     for path in files:
         features = cache.load(path.stem[:-4])
@@ -39,10 +39,11 @@ def test_import_real_shanghaitech_features(tmp_path):
 
 def test_import_rtfm_list_with_foreign_paths(tmp_path):
     listing = tmp_path / "sh.list"
-    listing.write_text("".join(f"/home/yu/yu_ssd/SH_Test_ten_crop_i3d/{name}\n" for name in (SH_FEATURES / "test_files.txt").read_text().split()))
+    names = [name for split in ("train_files.txt", "test_files.txt") for name in (SH_FEATURES / split).read_text().split()]
+    listing.write_text("".join(f"/home/yu/yu_ssd/SH_Test_ten_crop_i3d/{name}\n" for name in names))
     result = vad("cache", "import", listing, "--root", SH_FEATURES, "--cache", tmp_path / "c", "--strip-suffix", "_i3d", "-q")
     assert result.exit_code == 0, result.output
-    assert len(FeatureCache(tmp_path / "c").video_ids()) == 3
+    assert FeatureCache(tmp_path / "c").video_ids() == ["01_002", "01_006"]
     missing = vad("cache", "import", listing, "--cache", tmp_path / "d", "-q")
     assert missing.exit_code == 2 and "sh.list:1:" in missing.stderr and "not found" in missing.stderr
 

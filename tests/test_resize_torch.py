@@ -76,7 +76,7 @@ def test_deferred_frames_finish_into_the_same_crops_and_the_golden_input(tmp_pat
     finished = [finish_snippet(f, 10, SnippetPlan().geometry) for f in frames]
     assert all(torch.equal(a, b) for a, b in zip(workers, finished))
     x = normalise_caffe(to_network_layout(finished[2]))
-    np.testing.assert_array_equal(x[:, :, 15].numpy(), np.load(GOLDEN_R50 / "clip40_preproc_s2_f15_10crops.npy"))
+    np.testing.assert_array_equal(x[:, :, 15].numpy(), np.load(GOLDEN_R50 / "clip40_preproc_s2_f15_10crops.npz")["crops"])
 
 
 def test_frames_over_1080p_are_still_resized_in_the_worker(tmp_path):
