@@ -11,6 +11,7 @@ from PIL import Image
 from paths import GOLDEN_R50
 from videos import clip40_frames
 
+from vad.errors import ConfigError
 from vad.extract.backbones import get_backbone
 from vad.extract.preprocess import finish_snippet, normalise_caffe, resize_frame, to_network_layout
 from vad.extract.resize_torch import pillow_bilinear_taps, resize_like_pillow
@@ -109,7 +110,7 @@ def test_batcher_on_device_gives_the_same_features_as_workers():
     np.testing.assert_array_equal(feats["workers"], feats["device"])
     assert ExtractConfig(resize_on="auto").snippet_plan(spec, torch.device("cuda")).geometry_on_device
     assert not ExtractConfig(resize_on="auto").snippet_plan(spec, cpu).geometry_on_device
-    with pytest.raises(ValueError, match="unknown resize-on 'gpu'"):
+    with pytest.raises(ConfigError, match="unknown resize-on 'gpu'"):
         ExtractConfig(resize_on="gpu").check()
 
 
