@@ -8,11 +8,12 @@ import re
 
 import pytest
 import torch
-from paths import GOLDEN_INC, GOLDEN_R50
 
 from vad.extract.backbones import PROFILES, backbone_names, get_backbone
 from vad.extract.preprocess import CLIP_LEN
 from vad.weights import state_dict_signature
+
+from paths import GOLDEN_INC, GOLDEN_R50
 
 # Parameter counts of the reference layouts, where the repository holds them, and how to count
 # ours the same way: DeepMind's BatchNorm has no scale (the converter writes ones), so the

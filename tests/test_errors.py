@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-from paths import VIDEOS
 
 from vad.errors import ConfigError, RunFailure, VadError
 from vad.extract.cache import CacheError, CacheWriteError
@@ -19,6 +18,8 @@ from vad.pipeline.tables import TableError
 from vad.registry import UnknownName
 from vad.weights import WeightsError
 from vad.weights.safe_pickle import RefusedGlobal
+
+from paths import VIDEOS
 
 
 def test_every_error_vad_reports_has_the_one_base_and_the_right_exit_code():

@@ -8,16 +8,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from paths import GOLDEN_R50
-from videos import clip40_frames
-
 from vad.errors import ConfigError
 from vad.extract.backbones import get_backbone
+from vad.extract.engine import Engine
 from vad.extract.preprocess import finish_snippet, normalise_caffe, resize_frame, to_network_layout
 from vad.extract.resize_torch import pillow_bilinear_taps, resize_like_pillow
-from vad.extract.engine import Engine
 from vad.extract.runner import ExtractConfig
 from vad.extract.snippets import MAX_DEFERRED_PIXELS, SnippetPlan, VideoSummary, iter_snippets
+
+from paths import GOLDEN_R50
+from videos import clip40_frames
 
 
 def pillow(frame: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
