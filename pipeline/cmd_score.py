@@ -5,6 +5,7 @@ import io
 import json
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -29,7 +30,43 @@ def plot_path(target: Path, video: Path) -> Path:
     return target if target.suffix.lower() == ".png" else target / f"{video.stem}.png"
 
 
-def check_videos(videos: list[Path], out: Path | None, plot: Path | None) -> None:
+def html_target(html: str | None, videos: list[Path], embed: bool) -> Path | None:
+    """--html X.html names the page (one video); any other path is a folder of <stem>.html plus index.html."""
+    if html is None:
+        if embed:
+            raise VadError("--html-embed puts the video inside the page: pass --html PATH too")
+        return None
+    target = Path(html)
+    if is_page(target):
+        if len(videos) > 1:
+            raise VadError(f"--html {html}: one page for {len(videos)} videos; pass a folder to get <stem>.html per video and index.html")
+    else:
+        named_index = [str(v) for v in videos if v.stem.lower() == "index"]
+        if named_index:
+            raise VadError(f"--html {html}: {named_index[0]} would be written as {target / 'index.html'}, the folder's index page; "
+                           f"rename the video or pass --html PAGE.html")
+    return target
+
+
+@dataclass
+class Pages:
+    """What --html asks for: the page or folder, whether to embed, the ground truth (None: no --gt), the index so far."""
+
+    target: Path
+    embed: bool
+    gt: dict | None
+    entries: list = field(default_factory=list)
+
+
+def is_page(target: Path) -> bool:
+    return target.suffix.lower() in (".html", ".htm")
+
+
+def html_path(target: Path, video: Path) -> Path:
+    return target if is_page(target) else target / f"{video.stem}.html"
+
+
+def check_videos(videos: list[Path], out: Path | None, plot: Path | None, html: Path | None = None) -> None:
     from vad.extract.inputs import missing_file_reason
 
     missing = [f"{v}: {missing_file_reason(v)}" for v in videos if not v.is_file()]
@@ -37,7 +74,8 @@ def check_videos(videos: list[Path], out: Path | None, plot: Path | None) -> Non
         raise VadError(f"cannot read video: {'; '.join(missing)}")
     if len(videos) > 1 and out is None:
         raise VadError(f"{len(videos)} videos: pass --out DIR to get one file per video (stdout holds one curve)")
-    if out is not None or (plot is not None and plot.suffix.lower() != ".png"):
+    folders = [plot is not None and plot.suffix.lower() != ".png", html is not None and not is_page(html)]
+    if out is not None or any(folders):
         stems: dict[str, Path] = {}
         for video in videos:
             if video.stem in stems and stems[video.stem] != video:
@@ -47,20 +85,44 @@ def check_videos(videos: list[Path], out: Path | None, plot: Path | None) -> Non
 
 @click.command()
 @click.argument("videos", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="VIDEO...")
-@click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="A model.pt from `vad train` or `vad demo`. Default: the model recorded in the weights folder (weights/default_model.json or weights/vad_default_model.pt; $VAD_WEIGHTS_DIR first).")
-@click.option("--format", "output_format", type=click.Choice(["csv", "json"]), default="csv", show_default=True, help="csv: `frame,time_s,score`, one row per decoded frame. json: per-frame and per-snippet scores, fps, n_frames, video_score (mean of the top-k raw snippet scores, k = floor(T/16)+1, as in the score correction) and the abnormal intervals.")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=None, help="List the abnormal intervals: runs of frames scoring above T (start/end frame, end exclusive, and times). On stderr in csv mode, in the record in json mode. Default: no intervals.")
-@click.option("--plot", default=None, metavar="PATH", help="Draw the curve with threshold, intervals and thumbnails of peaks and calm moments: PATH.png for one video, or a folder that gets <stem>.png per video. Default: no plot.")
-@click.option("--gt", "gt_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Ground truth CSV `video,start_frame,end_frame` (end exclusive) to draw on the plots; a row's video id matches a file by its last path parts without the suffix (`abnormal/fight_002` matches `clips/abnormal/fight_002.mp4`).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Write OUT/<stem>.csv (or .json) per video instead of stdout; needed for several videos. A video that fails is reported and the others go on (exit 1 at the end).")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A model.pt from `vad train` or `vad demo`. Default: the model recorded in the weights folder (weights/default_model.json or "
+                   "weights/vad_default_model.pt; $VAD_WEIGHTS_DIR first).")
+@click.option("--format", "output_format", type=click.Choice(["csv", "json"]), default="csv", show_default=True,
+              help="csv: `frame,time_s,score`, one row per decoded frame. json: per-frame and per-snippet scores, fps, n_frames, video_score (mean "
+                   "of the top-k raw snippet scores, k = floor(T/16)+1, as in the score correction) and the abnormal intervals.")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+              help="List the abnormal intervals: runs of frames scoring above T (start/end frame, end exclusive, and times). On stderr in csv mode, "
+                   "in the record in json mode. Default: no intervals (a report's slider starts at 0.5).")
+@click.option("--plot", default=None, metavar="PATH",
+              help="Draw the curve with threshold, intervals and thumbnails of peaks and calm moments: PATH.png for one video, or a folder that gets "
+                   "<stem>.png per video. Default: no plot.")
+@click.option("--gt", "gt_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Ground truth CSV `video,start_frame,end_frame` (end exclusive) to draw on the plots and report pages; a row's video id matches a "
+                   "file by its last path parts without the suffix (`abnormal/fight_002` matches `clips/abnormal/fight_002.mp4`).")
+@click.option("--html", "html", default=None, metavar="PATH",
+              help="Write an HTML report that works offline (video, curve, threshold slider, events, provenance): PATH.html for one video, or a "
+                   "folder that gets <stem>.html per video and index.html. Beside each page: <stem>.proxy.mp4 (H.264, long side at most 640 px), "
+                   "<stem>.csv and <stem>.json, which the page links. Default: no report.")
+@click.option("--html-embed", is_flag=True,
+              help="Put the proxy video, the CSV and the JSON inside each page (data URIs): one file to send, larger. Needs --html.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write OUT/<stem>.csv (or .json) per video instead of stdout; needed for several videos. A video that fails is reported and the "
+                   "others go on (exit 1 at the end).")
 @click.option("--no-correction", is_flag=True, help="Raw detector scores, without the score correction of docs/method.md (Score correction) (on by default).")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Snippets per backbone forward pass (each with the model's crops).")
-@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Backbone weights file. Default: resolved through $VAD_WEIGHTS_DIR, then weights/ (see `vad weights list`); must be the weights the model was trained on.")
-@click.option("--allow-unverified-weights", is_flag=True, help="Accept backbone weights whose sha256 differs from the one the model file records (and from the manifest).")
-@click.option("--decoder", type=click.Choice(["auto", "decord", "pyav"]), default="auto", show_default=True, help="auto: PyAV (the faster one), falling back to decord per video.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Snippets per backbone forward pass (each with the model's crops).")
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Backbone weights file. Default: resolved through $VAD_WEIGHTS_DIR, then weights/ (see `vad weights list`); must be the weights "
+                   "the model was trained on.")
+@click.option("--allow-unverified-weights", is_flag=True,
+              help="Accept backbone weights whose sha256 differs from the one the model file records (and from the manifest).")
+@click.option("--decoder", type=click.Choice(["auto", "decord", "pyav"]), default="auto", show_default=True,
+              help="auto: PyAV (the faster one), falling back to decord per video.")
 @verbosity
-def score(videos, model_path, output_format, threshold, plot, gt_path, out_dir, no_correction, device, batch_size, weights, allow_unverified_weights, decoder):
+def score(videos, model_path, output_format, threshold, plot, gt_path, html, html_embed, out_dir, no_correction, device, batch_size, weights,
+          allow_unverified_weights, decoder):
     """Score raw videos with a trained detector: one anomaly score per frame.
 
     The backbone, crops and preprocessing come from the model file; a video is decoded,
@@ -71,6 +133,8 @@ def score(videos, model_path, output_format, threshold, plot, gt_path, out_dir, 
     vad score clip.mp4 > scores.csv
     vad score clip.mp4 --format json --threshold 0.5 --plot clip.png
     vad score a.mp4 b.mp4 --out scores/ --plot scores/
+    vad score clip.mp4 --threshold 0.5 --html clip.html    # open clip.html in a browser
+    vad score a.mp4 b.mp4 --out scores/ --html report/    # report/index.html lists the pages
 
     Exit codes: 0 all scored, 1 some video failed, 2 bad command line or a model that does
     not fit its backbone weights.
@@ -81,7 +145,8 @@ def score(videos, model_path, output_format, threshold, plot, gt_path, out_dir, 
 
     videos = list(videos)
     target = plot_target(plot, videos)
-    check_videos(videos, out_dir, target)
+    pages = html_target(html, videos, html_embed)
+    check_videos(videos, out_dir, target, pages)
     gt = read_gt(gt_path) if gt_path is not None else {}
     scorer = load_scorer(model_path, weights=weights, allow_unverified_weights=allow_unverified_weights, correction=not no_correction,
                          device=device, batch_size=batch_size, decoder=decoder, threshold=threshold)
@@ -90,24 +155,32 @@ def score(videos, model_path, output_format, threshold, plot, gt_path, out_dir, 
 
     started = time.perf_counter()
     scored, failed = [], []
+    report = None if pages is None else Pages(pages, html_embed, gt if gt_path is not None else None)
     for video in videos:
         try:
-            written = _score_one(scorer, video, output_format, out_dir, target, gt)
+            written = _score_one(scorer, video, output_format, out_dir, target, gt, report)
         except Exception as exc:  # one broken video must not stop the others
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             log.error("vad: %s", message if str(video) in message else f"{video}: {message}")
             failed.append({"video": str(video), "error": message})
             continue
         scored.append(written)
+    index = None
+    if pages is not None and not is_page(pages):
+        from vad.pipeline.report import write_index
+
+        index = write_index(report.entries, pages / "index.html", failures=[(f["video"], f["error"]) for f in failed])
+        log.info("report: %s", index)
     if out_dir is not None:
         click.echo(json.dumps({"out": str(out_dir), "scored": len(scored), "failed": len(failed), "files": scored,
-                               "failures": failed, "seconds": round(time.perf_counter() - started, 2)}))
+                               "failures": failed, **({"index": str(index)} if index else {}),
+                               "seconds": round(time.perf_counter() - started, 2)}))
     if failed:
         raise RunFailure(f"{len(failed)} of {len(videos)} video(s) could not be scored: {', '.join(f['video'] for f in failed)}")
 
 
-def _score_one(scorer, video: Path, output_format: str, out_dir: Path | None, target: Path | None, gt: dict) -> dict:
-    """Score, write the curve (stdout or OUT/<stem>.<format>) and the plot; returns what was written."""
+def _score_one(scorer, video: Path, output_format: str, out_dir: Path | None, target: Path | None, gt: dict, report: Pages | None) -> dict:
+    """Score, write the curve (stdout or OUT/<stem>.<format>), the plot and the report page; returns what was written."""
     from vad.files import atomic_write_bytes
     from vad.pipeline.score import as_json, describe_intervals, gt_for_video, plot_scores, write_csv
 
@@ -133,4 +206,11 @@ def _score_one(scorer, video: Path, output_format: str, out_dir: Path | None, ta
         written["scores"] = str(path)
     if target is not None:
         written["plot"] = str(plot_scores(result, scorer, plot_path(target, video), gt_for_video(gt, video)))
+    if report is not None:
+        from vad.pipeline.report import IndexEntry, report_threshold, write_report
+
+        truth = None if report.gt is None else gt_for_video(report.gt, video)
+        page = write_report(result, scorer, html_path(report.target, video), gt=truth, embed=report.embed, progress=not progress_disabled())
+        report.entries.append(IndexEntry.of(result, page, report_threshold(scorer)))
+        written["html"] = str(page)
     return written

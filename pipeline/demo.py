@@ -1,8 +1,9 @@
 """`vad demo`: the whole pipeline, offline, on generated surveillance footage.
 
 generate clips (vad.synth) -> extract Inception-I3D features -> train ARMS -> evaluate on
-held-out clips -> score raw held-out videos into curves and plots. Each step calls the Python
-API (vad.pipeline.api) that the `vad` commands call, so the demo exercises the real product.
+held-out clips -> score raw held-out videos into curves, plots and an HTML report
+(OUT/report/index.html). Each step calls the Python API (vad.pipeline.api) that the `vad`
+commands call, so the demo exercises the real product.
 """
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ def run_demo(config: DemoConfig) -> dict:
     from vad.errors import RunFailure
     from vad.files import atomic_write_bytes
     from vad.pipeline import api
+    from vad.pipeline.report import IndexEntry, report_threshold, write_index, write_report
     from vad.pipeline.score import gt_for_video, plot_scores, write_csv
     from vad.pipeline.tables import read_gt
     from vad.synth import make_dataset
@@ -97,12 +99,12 @@ def run_demo(config: DemoConfig) -> dict:
     (out / "eval.json").write_text(json.dumps({"corrected": metrics, "raw": raw, "supervised_probe_auc": probe}, indent=1) + "\n")
     mark = lap("eval", mark)
 
-    log.info("5/5 scoring raw held-out videos into CSV curves and plots")
+    log.info("5/5 scoring raw held-out videos into CSV curves, plots and an HTML report")
     scorer = run.scorer(threshold=0.5, device=config.device)
     gt = read_gt(test.gt_csv)
     abnormal = [clip for clip in test.clips if clip.label == 1][: config.score_clips]
     normal = [clip for clip in test.clips if clip.label == 0][:1]
-    scored = []
+    scored, pages = [], []
     for clip in abnormal + normal:
         name = clip.video.replace("/", "_")
         csv_path, png_path = out / "scores" / f"{name}.csv", out / "scores" / f"{name}.png"
@@ -110,8 +112,14 @@ def run_demo(config: DemoConfig) -> dict:
         text = io.StringIO()
         write_csv(curve, text)
         atomic_write_bytes(csv_path, text.getvalue().encode())
-        plot_scores(curve, scorer, png_path, gt_for_video(gt, clip.path))
-        scored.append({"video": clip.video, "kind": clip.kind, "gt": [list(i) for i in clip.gt], "csv": str(csv_path), "plot": str(png_path)})
+        truth = gt_for_video(gt, clip.path)
+        plot_scores(curve, scorer, png_path, truth)
+        page = write_report(curve, scorer, out / "report" / f"{name}.html", gt=truth, progress=config.progress)
+        pages.append(IndexEntry.of(curve, page, report_threshold(scorer)))
+        scored.append({"video": clip.video, "kind": clip.kind, "gt": [list(i) for i in clip.gt], "csv": str(csv_path), "plot": str(png_path),
+                       "html": str(page)})
+    index = write_index(pages, out / "report" / "index.html", title="vad demo: held-out clips")
+    log.info("report: %s (open it in a browser)", index)
     lap("score", mark)
 
     summary = {
@@ -125,6 +133,7 @@ def run_demo(config: DemoConfig) -> dict:
         "model": str(run.model),
         "metrics": str(run.out / "metrics.json"),
         "scored": scored,
+        "report": str(index),
         "seconds": {**timings, "total": round(time.perf_counter() - started, 1)},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
