@@ -4,20 +4,32 @@ from __future__ import annotations
 import json
 import pickle
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
-from golden_r50 import expected_sha256, generate_state_dict, golden_keys, state_dict_sha256
-from paths import GOLDEN_R50
-from videos import clip40_frames
 from vad.extract.backbones import get_backbone
 from vad.extract.backbones.i3d_r50 import i3d_r50
 from vad.extract.preprocess import jpeg_roundtrip, normalise_caffe, resize_frame, snippet_crops, to_network_layout
 from vad.weights import WeightsError, load_state_dict_file
 
-STAGES = ("stem_relu", "maxpool1", "layer1", "maxpool2", "layer2", "layer3", "layer4")
+from golden_r50 import expected_sha256, generate_state_dict, golden_keys, state_dict_sha256
+from paths import GOLDEN_R50
+from videos import clip40_frames
+
+# The golden stages and the pytorchvideo modules (under I3DResNet) whose outputs they are.
+STAGES = {
+    "stem_relu": "net.blocks.0.activation",
+    "maxpool1": "net.blocks.0.pool",
+    "layer1": "net.blocks.1",
+    "maxpool2": "net.blocks.2",
+    "layer2": "net.blocks.3",
+    "layer3": "net.blocks.4",
+    "layer4": "net.blocks.5",
+}
 
 
 def within_golden_tolerance(ours: np.ndarray, ref: np.ndarray, bound: float = 1e-5) -> float:
@@ -59,8 +71,8 @@ def golden_input() -> np.ndarray:
 def forward_with_stages(golden_net, golden_input, device):
     """One eval-mode forward of the golden input, recording each stage's output statistics."""
     stats, hooks = {}, []
-    for stage in STAGES:
-        module = golden_net.relu if stage == "stem_relu" else getattr(golden_net, stage)
+    for stage, name in STAGES.items():
+        module = golden_net.get_submodule(name)
 
         def record(_module, _args, output, stage=stage):
             stats.setdefault(stage, (tuple(output.shape), output.mean(dim=(2, 3, 4))[0].cpu().numpy()))
@@ -81,8 +93,73 @@ def test_state_dict_layout_matches_reference():
     assert ours == golden_keys()
     meta = json.loads((GOLDEN_R50 / "i3d_r50_kinetics.keys.json").read_text())
     assert sum(p.numel() for p in net.parameters()) == meta["num_parameters_total"] == 28_043_472
-    assert sum(p.numel() for name, p in net.named_parameters() if not name.startswith("fc.")) == meta["num_parameters_excluding_fc"]
+    fc = net.get_submodule(net._to_ours["fc"])
+    assert sum(p.numel() for p in net.parameters()) - sum(p.numel() for p in fc.parameters()) == meta["num_parameters_excluding_fc"]
     assert all(m.eps == 1e-5 for m in net.modules() if isinstance(m, torch.nn.BatchNorm3d))
+
+
+def test_key_map_is_one_to_one_onto_the_modules_with_tensors():
+    """Every reference module names one pytorchvideo module, each of those is named once, and
+    the tensors behind a reference key are that module's own."""
+    net = i3d_r50()
+    holders = {name for name, module in net.named_modules() if list(module.parameters(recurse=False)) or list(module.buffers(recurse=False))}
+    assert sorted(net._to_ours.values()) == sorted(holders) and len(net._to_ours) == len(holders) == 107
+    assert net._to_ours["layer1.0.downsample.0"] == "net.blocks.1.res_blocks.0.branch1_conv"
+    assert net._to_ours["layer4.2.bn3"] == "net.blocks.5.res_blocks.2.branch2.norm_c" and net._to_ours["fc"] == "net.blocks.6.proj"
+    state = net.state_dict(keep_vars=True)
+    assert state["layer3.1.conv1.weight"] is net.get_submodule("net.blocks.4.res_blocks.1.branch2.conv_a").weight
+    assert state["layer2.0.downsample.1.running_var"] is net.get_submodule("net.blocks.3.res_blocks.0.branch1_norm").running_var
+
+
+def test_reference_state_dict_loads_into_the_pytorchvideo_modules(golden_state):
+    net = i3d_r50()
+    assert str(net.load_state_dict(golden_state, strict=True)) == "<All keys matched successfully>"
+    assert torch.equal(net.get_submodule("net.blocks.0.conv").weight, golden_state["conv1.weight"])
+    assert torch.equal(net.get_submodule("net.blocks.5.res_blocks.1.branch2.conv_a").weight, golden_state["layer4.1.conv1.weight"])
+    assert torch.equal(net.get_submodule("net.blocks.6.proj").bias, golden_state["fc.bias"])
+    assert all(torch.equal(value, golden_state[key]) for key, value in net.state_dict().items())
+    assert "conv1.weight" in golden_state  # the caller's dict is left in the reference layout
+
+
+def test_load_reports_reference_names(golden_state):
+    state = {k: v for k, v in golden_state.items() if k != "layer2.3.bn2.bias"}
+    state["layer9.0.conv1.weight"] = torch.zeros(1)
+    result = i3d_r50().load_state_dict(state, strict=False)
+    assert (result.missing_keys, result.unexpected_keys) == (["layer2.3.bn2.bias"], ["layer9.0.conv1.weight"])
+    with pytest.raises(RuntimeError, match=r'Missing key\(s\) in state_dict: "layer2\.3\.bn2\.bias"'):
+        i3d_r50().load_state_dict({k: v for k, v in golden_state.items() if k != "layer2.3.bn2.bias"}, strict=True)
+
+
+def test_nested_model_keeps_the_reference_keys_under_its_prefix(golden_state):
+    outer = torch.nn.ModuleDict({"backbone": i3d_r50()})
+    keys = list(outer.state_dict())
+    assert keys == [f"backbone.{key}" for key, _, _ in golden_keys()]
+    outer.load_state_dict({f"backbone.{k}": v for k, v in golden_state.items()}, strict=True)
+
+
+def test_builds_on_the_meta_device_lazily_and_silently():
+    """A fresh interpreter, as a user's `vad extract`: registering the backbone does not import
+    pytorchvideo, building it does, and nothing is printed (fvcore's torch.jit.script
+    FutureWarning is silenced at that import)."""
+    script = (
+        "import sys, torch\n"
+        "from vad.extract.backbones import get_backbone\n"
+        "spec = get_backbone('i3d-r50')\n"
+        "assert 'pytorchvideo' not in sys.modules\n"
+        "with torch.device('meta'):\n"
+        "    net = spec.build()\n"
+        "assert 'pytorchvideo' in sys.modules and all(v.is_meta for v in net.state_dict().values())\n"
+        "print(len(net.state_dict()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "320\n", "")
+
+
+def test_other_stage_layouts_are_refused():
+    from vad.extract.backbones.i3d_r50 import R50_STAGES, StageSpec, i3d_resnet
+
+    with pytest.raises(ValueError, match="block counts"):
+        i3d_resnet(stages=R50_STAGES[:3] + (StageSpec(512, 2, (0, 1)),))
 
 
 def test_registered_spec():

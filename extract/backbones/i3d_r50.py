@@ -73,7 +73,7 @@ class I3DResNet(nn.Module):
         self.net = net
         self._to_ours = dict(key_map)  # reference module -> our module, in the reference's order
         self._to_reference = {ours: ref for ref, ours in key_map.items()}
-        self._loading_prefix = ""
+        self._loading_prefix = ""  # of the load in progress, for the missing-key report
         self.register_state_dict_post_hook(_reference_keys)
         self.register_load_state_dict_pre_hook(_our_keys)
         self.register_load_state_dict_post_hook(_reference_missing_keys)
@@ -95,7 +95,7 @@ def _rename(key: str, prefix: str, table: dict[str, str]) -> str | None:
 def _reference_keys(model: I3DResNet, destination: dict, prefix: str, _local_metadata) -> None:
     """state_dict post-hook: our entries, the last ones written, go back under the reference's names and order."""
     grouped: dict[str, list] = {}
-    for key in [k for k in destination if k.startswith(prefix)]:
+    for key in [k for k in destination if k.startswith(prefix + "net.")]:
         module, _, tensor = key[len(prefix):].rpartition(".")
         grouped.setdefault(model._to_reference.get(module, module), []).append((tensor, destination.pop(key)))
     for module in [*model._to_ours, *grouped]:  # anything the map lacks would follow, under our name
@@ -203,6 +203,9 @@ def i3d_resnet(*, stages: tuple[StageSpec, ...] = R50_STAGES, num_classes: int =
         head_activation=None,
         head_output_with_global_average=True,
     )
+    for module in net.modules():  # create_resnet computes the shortcut strides with numpy
+        if isinstance(module, nn.Conv3d):
+            module.stride = tuple(int(step) for step in module.stride)
     return I3DResNet(net, _key_map(net, res_stage))
 
 
