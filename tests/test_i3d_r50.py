@@ -253,7 +253,7 @@ def network_input(snippet: np.ndarray) -> torch.Tensor:
 def test_ten_crop_input_of_padded_frame(jpeg_frames):
     x = network_input(reference_snippets(jpeg_frames)[2])
     assert x.shape == (10, 3, 16, 224, 224) and x.dtype == torch.float32
-    np.testing.assert_array_equal(x[:, :, 15].numpy(), np.load(GOLDEN_R50 / "clip40_preproc_s2_f15_10crops.npy"))
+    np.testing.assert_array_equal(x[:, :, 15].numpy(), np.load(GOLDEN_R50 / "clip40_preproc_s2_f15_10crops.npz")["crops"])
 
 
 def test_ten_crop_input_statistics_every_snippet(jpeg_frames):
