@@ -378,8 +378,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     bench = BenchConfig(epochs=args.epochs, iterations=args.iterations, lr=args.lr, lambda_small=args.lambda_small,
-                        lambda_large=args.lambda_large, lambda_max=args.lambda_max, hidden_dim=args.hidden_dim, min_steps=args.min_steps, crops=args.crops, init=args.init, dropout=args.dropout, device=args.device,
-                        threads=args.threads)
+                        lambda_large=args.lambda_large, lambda_max=args.lambda_max, hidden_dim=args.hidden_dim, min_steps=args.min_steps,
+                        crops=args.crops, init=args.init, dropout=args.dropout, device=args.device, threads=args.threads)
     world_names = [w for w in args.worlds.split(",") if w]
     seeds = [int(s) for s in args.seeds.split(",") if s]
     runs = tuple(r for r in args.runs.split(",") if r)

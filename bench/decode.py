@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import shutil
 import os
+import shutil
 import subprocess
 import sys
 import tempfile

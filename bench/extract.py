@@ -64,7 +64,8 @@ def main() -> None:
         for profile in profiles:
             for crops in args.crops.split(","):
                 cache = tmp / f"cache_{profile}_{crops}"
-                summary, wall, peak = run([vad, "extract", str(videos), "--cache", str(cache), "--backbone", args.backbone, "--profile", profile, "--crops", crops, "--device", "cpu", "-q", *weights])
+                summary, wall, peak = run([vad, "extract", str(videos), "--cache", str(cache), "--backbone", args.backbone, "--profile", profile,
+                                           "--crops", crops, "--device", "cpu", "-q", *weights])
                 results.append({
                     "backbone": args.backbone, "profile": profile, "crops": int(crops),
                     "snippets": summary["snippets"], "wall_s": round(wall, 2),

@@ -21,11 +21,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from flops import backbone_gmacs  # noqa: E402
-
 from vad.extract.backbones import get_backbone  # noqa: E402
-from vad.extract.preprocess import to_network_layout  # noqa: E402
 from vad.extract.engine import PRECISIONS, configure_backends  # noqa: E402
+from vad.extract.preprocess import to_network_layout  # noqa: E402
+
+from flops import backbone_gmacs  # noqa: E402
 
 
 def sync(device: torch.device) -> None:

@@ -25,14 +25,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from decode import make_clip  # noqa: E402
-
 from vad.extract.backbones import get_backbone  # noqa: E402
 from vad.extract.decode import open_video  # noqa: E402
 from vad.extract.inputs import discover  # noqa: E402
 from vad.extract.preprocess import jpeg_roundtrip, resize_frame, snippet_crops, to_network_layout  # noqa: E402
 from vad.extract.resize_torch import resize_like_pillow  # noqa: E402
 from vad.extract.runner import ExtractConfig, extract  # noqa: E402
+
+from decode import make_clip  # noqa: E402
 
 
 def timed(fn, repeats: int = 2) -> tuple[float, object]:
@@ -65,11 +65,11 @@ def stage_split(path: Path, crops_list: list[int], weights: Path) -> dict:
     model, _ = load_backbone(spec, weights, torch.device("cpu"))
     out = {"frames": len(frames), "snippets": n_snippets, "seconds_per_snippet": {}}
     for crops in crops_list:
-        crop_s, cropped = timed(lambda: [snippet_crops(s, crops) for s in snippets])
+        crop_s, cropped = timed(lambda crops=crops: [snippet_crops(s, crops) for s in snippets])
         row = dict(per, **{f"crops_{crops}": crop_s / len(snippets)})
 
         @torch.inference_mode()
-        def network():
+        def network(cropped=cropped):
             x = spec.normalise(to_network_layout(cropped[0]))
             return model(x)
 

@@ -56,7 +56,6 @@ from pathlib import Path
 import numpy as np
 
 from vad.extract.cache import FeatureCache
-
 from vad.files import atomic_write_json
 
 log = logging.getLogger("vad")
@@ -92,7 +91,7 @@ class WorldConfig:
     unusual_len: tuple[float, float] = (0.05, 0.15)  # its share of the video
     unusual_amp: float = 6.0  # its amplitude
 
-    def validate(self) -> "WorldConfig":
+    def validate(self) -> WorldConfig:
         used = 2 * self.anomaly_dims + self.unusual_dims + self.normal_dims
         if used > self.feature_dim:
             raise ValueError(f"feature_dim {self.feature_dim} is smaller than the {used} dimensions the subspaces need")

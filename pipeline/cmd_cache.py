@@ -23,11 +23,15 @@ def _bar(desc: str):
 @cache.command("import")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option("--cache", "cache_dir", required=True, type=click.Path(file_okay=False), help="Cache folder to create or extend.")
-@click.option("--format", "fmt", type=click.Choice(["auto", "rtfm", "npy", "sultani"]), default="auto", show_default=True, help="rtfm: .npy [T,crops,D]; npy: [T,D] or [T,crops,D]; sultani: C3D text [32,4096]; auto: by extension (.npy / .txt).")
-@click.option("--strip-suffix", "suffixes", multiple=True, metavar="SUFFIX", help="Remove this ending from file stems to form video ids (repeatable, applied in order), e.g. --strip-suffix _i3d.")
+@click.option("--format", "fmt", type=click.Choice(["auto", "rtfm", "npy", "sultani"]), default="auto", show_default=True,
+              help="rtfm: .npy [T,crops,D]; npy: [T,D] or [T,crops,D]; sultani: C3D text [32,4096]; auto: by extension (.npy / .txt).")
+@click.option("--strip-suffix", "suffixes", multiple=True, metavar="SUFFIX",
+              help="Remove this ending from file stems to form video ids (repeatable, applied in order), e.g. --strip-suffix _i3d.")
 @click.option("--group-crops", is_flag=True, help="Stack files named <video>__<k> as crops k of one video (XD-Violence's released features).")
-@click.option("--backbone", default="external", show_default=True, help="Backbone recorded in cache.json (say i3d-r50 for RTFM's released I3D files, so models trained on them know it).")
-@click.option("--root", type=click.Path(file_okay=False), default=None, help="Folder where list entries that do not exist as written are looked up by file name. Default: the list's folder.")
+@click.option("--backbone", default="external", show_default=True,
+              help="Backbone recorded in cache.json (say i3d-r50 for RTFM's released I3D files, so models trained on them know it).")
+@click.option("--root", type=click.Path(file_okay=False), default=None,
+              help="Folder where list entries that do not exist as written are looked up by file name. Default: the list's folder.")
 @click.option("--overwrite", is_flag=True, help="Re-import videos already in the cache (otherwise skipped).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @verbosity
@@ -53,7 +57,8 @@ def import_(files, cache_dir, fmt, suffixes, group_crops, backbone, root, overwr
 @cache.command("export")
 @click.option("--cache", "cache_dir", required=True, type=click.Path(file_okay=False), help="Cache to export.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for <video_id>.npy files.")
-@click.option("--segments", type=click.IntRange(min=1), default=32, show_default=True, help="Pool each video to this many segments (RTFM's training view, docs/method.md (Training)).")
+@click.option("--segments", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Pool each video to this many segments (RTFM's training view, docs/method.md (Training)).")
 @verbosity
 def export(cache_dir, out_dir, segments):
     """Write each video's pooled view [segments, crops, D] float32 as OUT/<video_id>.npy."""

@@ -12,12 +12,17 @@ from vad.pipeline.common import fmt_optional, progress_disabled, verbosity
 @click.command("eval")
 @click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False), help="A model.pt written by `vad train`.")
 @click.option("--cache", "cache_dir", required=True, type=click.Path(file_okay=False), help="Feature cache holding the test videos.")
-@click.option("--labels", "labels_path", required=True, type=click.Path(dir_okay=False), help="Test videos, CSV `video,label`; frames are concatenated in this order.")
-@click.option("--gt", "gt_path", required=True, type=click.Path(dir_okay=False), help="Ground truth CSV `video,start_frame,end_frame` (end exclusive); videos without rows are all-normal.")
+@click.option("--labels", "labels_path", required=True, type=click.Path(dir_okay=False),
+              help="Test videos, CSV `video,label`; frames are concatenated in this order.")
+@click.option("--gt", "gt_path", required=True, type=click.Path(dir_okay=False),
+              help="Ground truth CSV `video,start_frame,end_frame` (end exclusive); videos without rows are all-normal.")
 @click.option("--no-correction", is_flag=True, help="Evaluate raw detector scores, without the score correction of docs/method.md (Score correction).")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: auc, ap, ap_trapezoid, score_gap, auc_abnormal, ap_abnormal, spread_abnormal, false_alarm_rate, n_videos, n_frames (+ details).")
-@click.option("--scores-out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Also write DIR/<video_id>.csv (`frame,score`, the scores evaluated) for every test video.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object: auc, ap, ap_trapezoid, score_gap, auc_abnormal, "
+                   "ap_abnormal, spread_abnormal, false_alarm_rate, n_videos, n_frames (+ details).")
+@click.option("--scores-out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also write DIR/<video_id>.csv (`frame,score`, the scores evaluated) for every test video.")
 @verbosity
 def evaluate(model_path, cache_dir, labels_path, gt_path, no_correction, device, as_json, scores_out):
     """Evaluate a trained detector on cached test features with RTFM's conventions.

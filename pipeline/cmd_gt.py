@@ -17,11 +17,16 @@ def gt():
 
 @gt.command("import")
 @click.argument("source", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["ucf", "rtfm", "xd", "masks"]), required=True, help="ucf: Temporal_Anomaly_Annotation.txt; rtfm: gt-*.npy (+ --list); xd: XD-Violence annotations.txt; masks: folder of <video>.npy frame masks (ShanghaiTech test_frame_mask).")
-@click.option("--list", "list_path", type=click.Path(dir_okay=False), default=None, help="rtfm: the test list whose order gt-*.npy follows (e.g. shanghai-i3d-test-10crop.list).")
-@click.option("--frame-counts", multiple=True, type=click.Path(dir_okay=False), help="Frame counts: CSV `video,n_frames` or UCF's test_anomalyv2.txt / test_normalv2.txt (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["ucf", "rtfm", "xd", "masks"]), required=True,
+              help="ucf: Temporal_Anomaly_Annotation.txt; rtfm: gt-*.npy (+ --list); xd: XD-Violence "
+                   "annotations.txt; masks: folder of <video>.npy frame masks (ShanghaiTech test_frame_mask).")
+@click.option("--list", "list_path", type=click.Path(dir_okay=False), default=None,
+              help="rtfm: the test list whose order gt-*.npy follows (e.g. shanghai-i3d-test-10crop.list).")
+@click.option("--frame-counts", multiple=True, type=click.Path(dir_okay=False),
+              help="Frame counts: CSV `video,n_frames` or UCF's test_anomalyv2.txt / test_normalv2.txt (repeatable).")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None, help="Take frame counts from this cache (metadata n_frames, else 16*T).")
-@click.option("--strip-suffix", "suffixes", multiple=True, metavar="SUFFIX", help="Remove this ending from names to form video ids (repeatable), e.g. --strip-suffix _i3d for RTFM lists.")
+@click.option("--strip-suffix", "suffixes", multiple=True, metavar="SUFFIX",
+              help="Remove this ending from names to form video ids (repeatable), e.g. --strip-suffix _i3d for RTFM lists.")
 @click.option("--out", "out_path", default="-", show_default=True, help="Output GT CSV; - = stdout.")
 @verbosity
 def import_(source, fmt, list_path, frame_counts, cache_dir, suffixes, out_path):

@@ -18,12 +18,11 @@ from pathlib import Path
 import numpy as np
 from click.testing import CliRunner
 
-from videos import pattern_frames, write_lossless
-
 from vad.claims import CLAIM_EXPIRY_S, ClaimHeartbeat, process_identity
-
 from vad.extract.cache import FeatureCache
 from vad.pipeline.cli import main
+
+from videos import pattern_frames, write_lossless
 
 
 def dead_pid() -> int:

@@ -6,11 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from paths import GOLDEN_R50, VIDEOS
-from videos import clip40_frames, pattern_frames, write_lossless
-
 from vad.extract.decode import DecodeError, Orientation, display_orientation, open_video, read_all_frames
 
+from paths import GOLDEN_R50, VIDEOS
+from videos import clip40_frames, pattern_frames, write_lossless
 
 
 @pytest.mark.parametrize("decoder", ["decord", "pyav", "auto"])
@@ -90,7 +89,8 @@ def test_display_orientation_refuses_other_angles_and_degenerate_matrices():
     tilted = [round(np.cos(np.pi / 6) * ONE), -ONE // 2, 0, ONE // 2, round(np.cos(np.pi / 6) * ONE), 0, 0, 0, 1 << 30]
     assert display_orientation(tilted) is None
     assert display_orientation([0, 0, 0, 0, 0, 0, 0, 0, 1 << 30]) is None
-    nearly_90 = [round(np.cos(np.pi / 2 + 0.01) * ONE), round(np.sin(np.pi / 2 + 0.01) * ONE), 0, -round(np.sin(np.pi / 2 + 0.01) * ONE), round(np.cos(np.pi / 2 + 0.01) * ONE), 0, 0, 0, 1 << 30]
+    nearly_90 = [round(np.cos(np.pi / 2 + 0.01) * ONE), round(np.sin(np.pi / 2 + 0.01) * ONE), 0,
+                 -round(np.sin(np.pi / 2 + 0.01) * ONE), round(np.cos(np.pi / 2 + 0.01) * ONE), 0, 0, 0, 1 << 30]
     assert display_orientation(nearly_90) == Orientation(3, False)  # within a degree counts, as in ffmpeg
 
 

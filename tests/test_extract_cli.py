@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from paths import GOLDEN_INC, GOLDEN_R50, VIDEOS
-from videos import pattern_frames, write_lossless
-
 from vad.extract.cache import FeatureCache
 from vad.pipeline.cli import main
+
+from paths import GOLDEN_INC, GOLDEN_R50, VIDEOS
+from videos import pattern_frames, write_lossless
 
 
 def run_extract(*args):
@@ -49,7 +49,8 @@ def test_clip40_reproduces_the_reference_extractor(tmp_path, r50_weights_path, p
 
 
 def test_real_clips_snippet_counts_centre_crop(tmp_path, r50_weights_path):
-    result = run_extract(VIDEOS, "--cache", tmp_path / "c", "--weights", r50_weights_path, "--crops", "1", "--profile", "direct", "--device", "cpu", "--batch-size", "8", "-q")
+    result = run_extract(VIDEOS, "--cache", tmp_path / "c", "--weights", r50_weights_path, "--crops", "1", "--profile", "direct", "--device", "cpu",
+                         "--batch-size", "8", "-q")
     assert result.exit_code == 0, result.output
     cache = FeatureCache(tmp_path / "c")
     assert cache.video_ids() == ["bikes", "carphone_distorted", "carphone_pristine"]
@@ -145,7 +146,8 @@ def test_shards_split_the_work_through_the_installed_entry_point(tmp_path, small
 
 def test_bikes_reproduces_the_original_inception_pipeline(tmp_path, inception_weights_path):
     """tests/data/golden/i3d-inception/pipeline-bikes: DeepMind's model fed by exactly our pipeline, 16 snippets x 10 crops."""
-    result = run_extract(VIDEOS / "bikes.mp4", "--cache", tmp_path / "c", "--backbone", "i3d-inception", "--crops", "10", "--decoder", "pyav", "--device", "cpu", "--batch-size", "2", "-q")
+    result = run_extract(VIDEOS / "bikes.mp4", "--cache", tmp_path / "c", "--backbone", "i3d-inception", "--crops", "10", "--decoder", "pyav",
+                         "--device", "cpu", "--batch-size", "2", "-q")
     assert result.exit_code == 0, result.output
     feats = FeatureCache(tmp_path / "c").load("bikes")
     ref = np.load(GOLDEN_INC / "pipeline-bikes/bikes_feats.npy")

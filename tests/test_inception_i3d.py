@@ -15,13 +15,14 @@ import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
 
-from paths import GOLDEN_INC, VIDEOS
 from vad.extract.backbones import get_backbone
 from vad.extract.backbones.inception_i3d import MaxPool3dSame, Unit3D, build_inception_i3d, kinetics400_labels, same_pads
+from vad.extract.backbones.inception_i3d_flax import convert_variables
 from vad.extract.preprocess import normalise_unit_range
 from vad.pipeline.cli import main
 from vad.weights import load_weights, state_dict_signature
-from vad.extract.backbones.inception_i3d_flax import convert_variables
+
+from paths import GOLDEN_INC, VIDEOS
 
 GIF = GOLDEN_INC / "v_CricketShot_g04_c01_rgb.gif"
 ATOL = 1e-4  # docs/backbones.md, Tolerances: float32 port vs the original, logits and Mixed_5c
@@ -101,7 +102,8 @@ def test_unit3d_folded_batchnorm_equals_conv_bn_relu():
 
 def test_registry_entry():
     spec = get_backbone("i3d-inception")
-    assert (spec.feature_dim, spec.weights.name, spec.weights.file, spec.reference_jpeg_quality) == (1024, "i3d-inception", "i3d_inception_kinetics400.pt", None)
+    assert (spec.feature_dim, spec.weights.name, spec.weights.file, spec.reference_jpeg_quality) == (
+        1024, "i3d-inception", "i3d_inception_kinetics400.pt", None)
     assert spec.normalise is normalise_unit_range
     assert torch.equal(spec.normalise(torch.tensor([0.0, 127.5, 255.0])), torch.tensor([-1.0, 0.0, 1.0]))
 

@@ -17,11 +17,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from videos import pattern_frames, write_lossless
-
 from vad.extract.cache import FeatureCache
 from vad.pipeline.cli import main
 from vad.pipeline.tables import write_labels
+
+from videos import pattern_frames, write_lossless
 
 DRIVER = """
 import os, signal, sys

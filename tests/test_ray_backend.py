@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from videos import pattern_frames, write_lossless
-
 from vad.extract.cache import FeatureCache
 from vad.extract.inputs import discover
 from vad.extract.preprocess import Geometry
 from vad.extract.runner import ExtractConfig, extract
 from vad.pipeline.cli import main
+
+from videos import pattern_frames, write_lossless
 
 # Tiny crops keep the real i3d-r50 cheap: 24x24 still passes every stride (down to 1x1 in layer4).
 SMALL = Geometry(clip_len=16, short_side=32, crop_size=24)

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from vad.extract.backbones import BACKBONES, get_backbone
 from vad.errors import VadError
-from vad.registry import Registry, UnknownName
+from vad.extract.backbones import BACKBONES, get_backbone
 from vad.models.phases import PHASES, get_phase
+from vad.registry import Registry, UnknownName
 from vad.synth import ANOMALIES
 
 

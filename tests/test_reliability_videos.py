@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from videos import pattern_frames, write_lossless
-
 from vad.extract.cache import FeatureCache
 from vad.extract.decode import DecodeError, decord_chunk, open_video, read_all_frames
 from vad.pipeline.cli import main
+
+from videos import pattern_frames, write_lossless
 
 W, H = 64, 48
 

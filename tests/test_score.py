@@ -19,9 +19,6 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from paths import VIDEOS
-from videos import pattern_frames, write_lossless
-
 from vad.extract.backbones import get_backbone
 from vad.extract.runner import ExtractConfig, cache_config
 from vad.models.detector import build_detector
@@ -29,6 +26,9 @@ from vad.models.io import save_model
 from vad.pipeline.cli import main
 from vad.pipeline.plot import intervals_above
 from vad.weights import sha256_file
+
+from paths import VIDEOS
+from videos import pattern_frames, write_lossless
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

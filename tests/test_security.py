@@ -14,13 +14,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from videos import pattern_frames, write_lossless
-
 from vad.extract.cache import CacheError, FeatureCache
 from vad.models.io import ModelFileError, read_model_file
 from vad.pipeline.cli import main
 from vad.weights import WeightsError, load_state_dict_file
 from vad.weights.safe_pickle import RefusedGlobal, restricted_load
+
+from videos import pattern_frames, write_lossless
 
 PACKAGE = Path(__file__).resolve().parents[1]
 
@@ -55,13 +55,13 @@ def evil_files(tmp_path: Path, marker: Path) -> dict[str, Path]:
 
 
 def test_weights_loader_refuses_pickled_callables(tmp_path, marker):
-    for name, path in evil_files(tmp_path, marker).items():
+    for _name, path in evil_files(tmp_path, marker).items():
         with pytest.raises(WeightsError, match="not a loadable weights file"):
             load_state_dict_file(path)
 
 
 def test_model_loader_refuses_pickled_callables(tmp_path, marker):
-    for name, path in evil_files(tmp_path, marker).items():
+    for _name, path in evil_files(tmp_path, marker).items():
         with pytest.raises(ModelFileError, match="not a loadable model file"):
             read_model_file(path)
 

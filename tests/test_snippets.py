@@ -1,14 +1,13 @@
 """Snippets: T = ceil(n/16), the last padded with the last frame; crops in TenCrop order."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
-from videos import pattern_frames, write_lossless
-
 from vad.extract.preprocess import Geometry, crop_boxes, resize_frame, resized_size, snippet_crops
 from vad.extract.snippets import SnippetPlan, VideoSummary, iter_snippets
+
+from videos import pattern_frames, write_lossless
 
 SMALL = Geometry(clip_len=16, short_side=32, crop_size=24)
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from videos import pattern_frames, write_lossless
-
 from vad.extract import engine, runner
 from vad.extract.decode import open_video, read_all_frames
+
+from videos import pattern_frames, write_lossless
 
 
 def test_default_workers_cpu_none_gpu_all_cores_but_one(monkeypatch):

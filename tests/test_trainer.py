@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 import torch
 
+from vad.errors import ConfigError
 from vad.models.phases import PHASES, get_phase
 from vad.models.pooling import pool_segments, segment_bounds
 from vad.models.pseudo import adaptive_ratios, estimate_abnormal_ratio, quartile_pseudo_labels
-from vad.models.trainer import (PRESETS, IndexStream, TrainingSet, make_config, pseudo_label_precision, segment_truth,
-                                train)
-from vad.errors import ConfigError
+from vad.models.trainer import PRESETS, IndexStream, TrainingSet, make_config, pseudo_label_precision, segment_truth, train
 from vad.registry import UnknownName
 
 
@@ -219,7 +218,8 @@ def test_training_is_repeatable_on_cpu_and_reinitialises():
     assert metrics["pseudo_labels"] == {"abnormal_videos_1": 48, "abnormal_videos_0": 48, "unlabelled": 96, "normal_videos_0": 192}
     assert metrics["pseudo_labels_used"] and not seen[0].metrics["pseudo_labels_used"]
     assert seen[0].ratios.tolist() == [0.1] * 6 and seen[1].ratios.tolist() == [0.4] * 6
-    assert set(metrics["train_monitors"]) == {"abnormal_video_mean", "normal_video_mean", "abnormal_within_video_std", "normal_within_video_std", "abnormal_share_above_0.5"}
+    assert set(metrics["train_monitors"]) == {"abnormal_video_mean", "normal_video_mean", "abnormal_within_video_std", "normal_within_video_std",
+                                              "abnormal_share_above_0.5"}
 
 
 @pytest.mark.parametrize("loss", ["ms-top1", "ms-topk", "ar"])

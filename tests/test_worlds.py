@@ -12,10 +12,10 @@ import pytest
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 sys.path.insert(0, str(BENCH))
 
-import worlds  # noqa: E402
-
 from vad.extract.cache import FeatureCache  # noqa: E402
 from vad.pipeline.tables import read_gt, read_labels  # noqa: E402
+
+import worlds  # noqa: E402
 
 SMALL = dict(feature_dim=48, crops=3, n_train=(6, 8), n_test=(4, 6), t_range=(20, 40))
 
