@@ -19,12 +19,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from golden_r50 import write_weights  # noqa: E402
-from paths import GOLDEN_R50  # noqa: E402
-
 from vad.extract.cache import FeatureCache  # noqa: E402
 from vad.extract.inputs import discover  # noqa: E402
 from vad.extract.runner import ExtractConfig, extract  # noqa: E402
+
+from golden_r50 import write_weights  # noqa: E402
+from paths import GOLDEN_R50  # noqa: E402
 
 
 def deviation(ours: np.ndarray, ref: np.ndarray) -> dict:

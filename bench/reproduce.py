@@ -26,8 +26,8 @@ import json
 import logging
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from vad.pipeline.importers import CROP_SUFFIX, expand_inputs, video_id_of
 from vad.pipeline.tables import read_gt, write_labels
@@ -163,7 +163,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--test-list", type=Path, default=None, help="test list (default: the public one)")
     parser.add_argument("--gt", type=Path, default=None, help="ground truth in the dataset's public format (default: the public one)")
     parser.add_argument("--work", type=Path, default=Path("reproduce"), help="output folder: cache, CSVs, runs (default: ./reproduce/<dataset>)")
-    parser.add_argument("--sh-train-abnormal", type=int, default=63, help="sh: the first N videos of the training list are abnormal (RTFM's loader; default: 63)")
+    parser.add_argument("--sh-train-abnormal", type=int, default=63,
+                        help="sh: the first N videos of the training list are abnormal (RTFM's loader; default: 63)")
     parser.add_argument("--variants", default="arms", help="comma list of arms, ms-top1, ms-topk (default: arms)")
     parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs per iteration")
     parser.add_argument("--iterations", type=int, default=None, help="override K (default 6)")

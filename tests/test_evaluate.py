@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
 
-from paths import REFERENCE
 from vad.models.correction import correct_scores
 from vad.pipeline.evaluate import evaluate, frame_labels, frame_metrics, frame_scores, hard_anomaly_bins
 from vad.pipeline.importers import import_rtfm_gt, video_id_of
+
+from paths import REFERENCE
 
 SH = REFERENCE / "annotations" / "shanghaitech"
 

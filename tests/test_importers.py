@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from paths import REFERENCE
 from vad.extract.cache import FeatureCache
 from vad.pipeline.cli import main
 from vad.pipeline.importers import import_mask_folder, import_ucf_gt, import_xd_gt, read_frame_counts, video_id_of
 from vad.pipeline.tables import TableError, read_gt, read_labels
+
+from paths import REFERENCE
 
 SH_FEATURES = REFERENCE / "features" / "shanghaitech-i3d-r50"
 C3D = REFERENCE / "features" / "ucf-crime-c3d"

@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from paths import GOLDEN_R50
-
 from vad.extract.cache import FeatureCache
 from vad.extract.inputs import discover
 from vad.extract.runner import ExtractConfig, extract
+
+from paths import GOLDEN_R50
 
 BOUNDS = {"bf16": 5e-3, "fp16": 1e-3}  # max|ours - ref| / max|ref|
 

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from videos import pattern_frames, write_lossless
-
 from vad.extract.cache import CacheError, FeatureCache
 from vad.models.detector import ARMSDetector, DetectorConfig
 from vad.models.io import save_model
 from vad.pipeline.cli import main
 from vad.pipeline.tables import TableError, read_gt, read_labels, write_gt, write_labels
+
+from videos import pattern_frames, write_lossless
 
 KNOWN = ["a", "b", "c"]
 
