@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -24,6 +25,12 @@ def test_quick_demo_runs_every_step(tmp_path, inception_weights_path, monkeypatc
         rows = list(csv.DictReader(open(scored["csv"])))
         assert rows and all(0.0 <= float(r["score"]) <= 1.0 for r in rows)
         assert open(scored["plot"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+        page = Path(scored["html"])  # the HTML report of the clip, its proxy video beside it
+        assert page.parent == tmp_path / "demo/report" and 'id="vad-data"' in page.read_text()
+        assert page.with_name(f"{page.stem}.proxy.mp4").stat().st_size > 0
+    index = (tmp_path / "demo/report/index.html").read_text()
+    assert summary["report"] == str(tmp_path / "demo/report/index.html")
+    assert all(f'href="{Path(s["html"]).name}"' in index for s in summary["scored"])
     assert "demo: frame-level AUC" in result.stderr
     pointer = json.loads((tmp_path / "weights/default_model.json").read_text())
     assert pointer["model"] == str((tmp_path / "demo/run/model.pt").resolve())
