@@ -259,6 +259,8 @@ def write_report(curve, scorer, path: str | Path, *, gt: Sequence[Interval] | No
     them. `embed=True` puts the proxy, CSV and JSON inside the page instead: one file to send.
     `gt`: ground-truth [start, end) frame intervals to draw (None: none known).
     """
+    import av
+
     page = Path(path)
     started = time.perf_counter()
     files = page_files(page)
@@ -291,6 +293,8 @@ def write_report(curve, scorer, path: str | Path, *, gt: Sequence[Interval] | No
         atomic_write_bytes(page, text.encode("utf-8"))
     except OSError as exc:
         raise ReportError(f"{page}: cannot write the report ({exc.strerror or exc})") from None
+    except av.FFmpegError as exc:  # the encoder or muxer refused (no libx264 in this PyAV build, a frame it cannot take)
+        raise ReportError(f"{page}: cannot encode the proxy video of {curve.path} ({exc})") from None
     log.info("%s: report %s (%.1f KiB, proxy %dx%d, %.1f s)", curve.path, page, page.stat().st_size / 1024, proxy.width, proxy.height,
              time.perf_counter() - started)
     return page
