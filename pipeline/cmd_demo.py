@@ -44,6 +44,7 @@ def demo(out_dir, quick, device, seed, attention):
     click.echo(
         f"demo: frame-level AUC {summary['auc']:.3f} on {summary['test_videos']} held-out clips "
         f"(without score correction {summary['auc_without_correction']:.3f}; a fully supervised linear probe on the same "
-        f"features reaches {fmt_optional(summary['supervised_probe_auc'], 3)}); curves and plots in {Path(out_dir) / 'scores'}",
+        f"features reaches {fmt_optional(summary['supervised_probe_auc'], 3)}); curves and plots in {Path(out_dir) / 'scores'}; "
+        f"open {summary['report']} in a browser to watch each clip beside its curve",
         err=True,
     )
