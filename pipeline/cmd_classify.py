@@ -1,4 +1,4 @@
-"""`vad classify VIDEO`: Kinetics-400 top classes per snippet and for the clip (Inception-I3D).
+"""`vad classify VIDEO`: Kinetics-400 top classes per snippet and for the clip (default: Inception-I3D).
 
 Small, but it shows at a glance that the pretrained weights are real: the snippets go through the
 same decode/resize/centre-crop as `vad extract --backbone i3d-inception --crops 1`.

@@ -1,4 +1,4 @@
-"""Caffe2 video-nonlocal-net I3D R50 blobs -> the i3d-r50 state_dict (fetch convert "caffe2-i3d-r50").
+"""Caffe2 video-nonlocal-net I3D R50 blobs -> the i3d-r50 state_dict (the converter of the i3d-r50 weights entry).
 
 Reproduces pytorch-resnet3d's utils/convert_weights.py, which made the i3d_r50_kinetics.pth that
 the reference extractor loads: a pure renaming of the blobs of
