@@ -20,6 +20,7 @@ COMMANDS = {
     "classify": "vad.pipeline.cmd_classify:classify",
     "score": "vad.pipeline.cmd_score:score",
     "demo": "vad.pipeline.cmd_demo:demo",
+    "watch": "vad.pipeline.cmd_watch:watch",
 }
 
 
