@@ -1,0 +1,98 @@
+"""Latency and sustainable frame rate of `vad watch`, per backbone (1 centre crop, full-size untrained detector).
+
+1. Throughput: a generated 320x240 clip read as fast as it decodes (the decode thread waits for the model, nothing
+   dropped): seconds per snippet -> the highest frame rate kept up with = 16 / (seconds per snippet).
+2. Latency: the same clip paced in real time (--realtime) at about 70% of that rate: latency_ms per snippet (last
+   frame decoded -> score written) p50/p95, with the default one-snippet lookahead and with --no-lookahead, and the
+   snippets dropped.
+
+i3d-r50 runs the golden generator's weights (speed does not depend on weight values); i3d-inception the real
+weights when `vad weights fetch i3d-inception` has put them in weights/, else it is skipped, saying so.
+
+    python bench/watch.py [--snippets 12] [--device cpu] [--backbones i3d-r50,i3d-inception]
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from score import backbone_weights, make_model  # noqa: E402
+
+from decode import make_clip  # noqa: E402
+
+
+def run(clip: Path, scorer, **config) -> tuple[list[dict], float]:
+    from vad.pipeline.watch import watch
+
+    out = io.StringIO()
+    started = time.perf_counter()
+    watch(str(clip), scorer=scorer, stdout=out, handle_signals=False, threshold=1.0, **config)
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    return [r for r in rows if "event" not in r], time.perf_counter() - started
+
+
+def latency(rows: list[dict]) -> dict:
+    values = np.array([r["latency_ms"] for r in rows[1:]])  # the first snippet also pays the warm-up
+    return {"latency_ms_p50": round(float(np.percentile(values, 50)), 1), "latency_ms_p95": round(float(np.percentile(values, 95)), 1),
+            "dropped": rows[-1]["dropped_snippets"] if rows else 0, "scored": len(rows)}
+
+
+def cpu_name() -> str:
+    try:
+        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--snippets", type=int, default=12, help="snippets in the generated clip")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--backbones", default="i3d-r50,i3d-inception")
+    parser.add_argument("--window", type=int, default=32)
+    args = parser.parse_args()
+
+    import torch
+
+    from vad.pipeline.score import ScoreConfig, load_scorer
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for backbone in args.backbones.split(","):
+            weights, origin = backbone_weights(backbone, tmp)
+            if weights is None:
+                results.append({"backbone": backbone, "skipped": origin})
+                continue
+            model = make_model(tmp / f"{backbone}.pt", backbone, weights, "reference")
+            scorer = load_scorer(ScoreConfig(model=model, weights=weights, device=args.device, batch_size=1, decoder="pyav"))
+            fast = make_clip(tmp / "fast.mp4", 320, 240, n_frames=16 * args.snippets, fps=25)
+            rows, wall = run(fast, scorer, window=args.window)
+            per_snippet = wall / len(rows)
+            max_fps = 16 / per_snippet
+            paced_fps = max(1, int(max_fps * 0.7))
+            paced = make_clip(tmp / "paced.mp4", 320, 240, n_frames=16 * args.snippets, fps=paced_fps)
+            with_lookahead, _ = run(paced, scorer, window=args.window, realtime=True)
+            without, _ = run(paced, scorer, window=args.window, realtime=True, lookahead=False)
+            results.append({"backbone": backbone, "weights": origin, "crops": 1, "window": args.window,
+                            "s_per_snippet": round(per_snippet, 3), "max_fps_kept_up": round(max_fps, 1), "paced_fps": paced_fps,
+                            "lookahead": latency(with_lookahead), "no_lookahead": latency(without)})
+    print(json.dumps({"bench": "watch", "device": args.device, "cpu": cpu_name(), "cpu_count": os.cpu_count(),
+                      "torch_threads": torch.get_num_threads(), "load_average_1min_at_end": round(os.getloadavg()[0], 2),
+                      "frame_size": "320x240", "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
