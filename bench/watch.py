@@ -5,6 +5,8 @@
 2. Latency: the same clip paced in real time (--realtime) at about 70% of that rate: latency_ms per snippet (last
    frame decoded -> score written) p50/p95, with the default one-snippet lookahead and with --no-lookahead, and the
    snippets dropped.
+3. Causal vs offline: the raw scores of the trailing window against the whole-video ones, without and with
+   self-attention (features only, no backbone).
 
 i3d-r50 runs the golden generator's weights (speed does not depend on weight values); i3d-inception the real
 weights when `vad weights fetch i3d-inception` has put them in weights/, else it is skipped, saying so.
@@ -49,6 +51,41 @@ def latency(rows: list[dict]) -> dict:
             "dropped": rows[-1]["dropped_snippets"] if rows else 0, "scored": len(rows)}
 
 
+def causal_vs_offline(snippets: int = 128, windows: tuple[int, ...] = (8, 32)) -> list[dict]:
+    """How far the causal window's raw scores are from the offline ones (the whole video at once), on features
+    that drift slowly with an 'anomalous' stretch: the full-size detector without attention, and with attention and
+    its gate opened (BatchNorm weight 1; a closed gate, as at initialisation, is the no-attention detector)."""
+    import torch
+
+    from vad.extract.stream import StreamSnippet
+    from vad.models.detector import build_detector
+    from vad.models.inference import score_video
+    from vad.pipeline.watch import WatchConfig, Window
+
+    rng = np.random.default_rng(0)
+    drift = rng.normal(0, 1, (snippets, 1024)).cumsum(0) / np.sqrt(np.arange(1, snippets + 1))[:, None]
+    features = np.abs(drift + rng.normal(0, 0.5, drift.shape)).astype(np.float32)
+    features[snippets // 2:snippets // 2 + 15] += 0.8
+    features = features[:, None, :]  # [T, crops=1, D]
+    out = []
+    for attention in (False, True):
+        torch.manual_seed(0)
+        detector = build_detector(feature_dim=1024, attention=attention).eval()
+        if attention:
+            with torch.no_grad():
+                detector.gate.weight.fill_(1.0)
+        offline = score_video(detector, features)
+        for window in windows:
+            for lookahead in (True, False):
+                online = Window(detector, WatchConfig(window=window, lookahead=lookahead, correction=False))
+                pairs = [p for t in range(snippets) for p in online.push(StreamSnippet(t, 16 * t, 16 * t + 16, None, 0.0, 25.0), features[t])]
+                causal = np.array([raw for _, raw in pairs + online.finish()])
+                diff = np.abs(causal - offline)
+                out.append({"attention": attention, "window": window, "lookahead": lookahead, "snippets": snippets,
+                            "max_abs_diff": float(f"{diff.max():.2e}"), "mean_abs_diff": float(f"{diff.mean():.2e}")})
+    return out
+
+
 def cpu_name() -> str:
     try:
         return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
@@ -62,12 +99,16 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--backbones", default="i3d-r50,i3d-inception")
     parser.add_argument("--window", type=int, default=32)
+    parser.add_argument("--compare-only", action="store_true", help="only part 3 (about a minute on 2 CPU cores)")
     args = parser.parse_args()
 
     import torch
 
     from vad.pipeline.score import ScoreConfig, load_scorer
 
+    if args.compare_only:
+        print(json.dumps({"bench": "watch", "causal_vs_offline": causal_vs_offline()}, indent=1))
+        return
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -91,7 +132,7 @@ def main() -> None:
                             "lookahead": latency(with_lookahead), "no_lookahead": latency(without)})
     print(json.dumps({"bench": "watch", "device": args.device, "cpu": cpu_name(), "cpu_count": os.cpu_count(),
                       "torch_threads": torch.get_num_threads(), "load_average_1min_at_end": round(os.getloadavg()[0], 2),
-                      "frame_size": "320x240", "results": results}, indent=1))
+                      "frame_size": "320x240", "results": results, "causal_vs_offline": causal_vs_offline()}, indent=1))
 
 
 if __name__ == "__main__":

@@ -134,7 +134,7 @@ def test_slow_model_drops_oldest_first_bounded(tmp_path, scorer):
 
 
 def test_sigterm_closes_the_open_event_and_exits_0(tmp_path, model, r50_weights_path):
-    long = write_lossless(tmp_path / "long.mp4", pattern_frames(320, seed=6), fps=30)
+    long = write_lossless(tmp_path / "long.mp4", pattern_frames(160, seed=6), fps=30)
     cmd = [sys.executable, "-c", "from vad.pipeline.cli import main; main()", "watch", str(long), "--model", str(model), "--weights",
            str(r50_weights_path), "--device", "cpu", "--realtime", "--threshold", "0", "--min-snippets", "1", "-q"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -151,7 +151,7 @@ def test_sigterm_closes_the_open_event_and_exits_0(tmp_path, model, r50_weights_
     lines += [json.loads(line) for line in rest.splitlines()]
     assert proc.returncode == 0, err
     assert lines[-1]["event"] == "end" and lines[-1]["reason"] == "end of watch"
-    assert lines[-1]["frame_end"] < 320  # stopped early, by the signal
+    assert lines[-1]["frame_end"] < 160  # stopped early, by the signal
 
 
 def test_http_mpegts_then_server_killed_reconnects_and_ends(tmp_path, scorer, caplog):
