@@ -161,19 +161,24 @@ def test_http_mpegts_then_server_killed_reconnects_and_ends(tmp_path, scorer, ca
     port = free_port()
     server = subprocess.Popen([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-re", "-i", str(clip), "-c", "copy", "-f", "mpegts",
                                "-listen", "1", f"http://127.0.0.1:{port}/x.ts"], stdin=subprocess.DEVNULL)
-    killer = threading.Timer(2.2, server.kill)
-    killer.start()
+
+    class KillAtFirstLine(io.StringIO):  # the server dies mid-stream, once the first score is out
+        def write(self, text):
+            server.kill()
+            return super().write(text)
+
+    out = KillAtFirstLine()
     try:
         with caplog.at_level(logging.WARNING, logger="vad"):
             started = time.monotonic()
-            rows = snippets_of(run_watch(f"http://127.0.0.1:{port}/x.ts", scorer, timeout=2, reconnect=2, threshold=1.0))
+            watch(f"http://127.0.0.1:{port}/x.ts", scorer=scorer, stdout=out, handle_signals=False, timeout=2, reconnect=2, threshold=1.0)
     finally:
-        killer.cancel()
         server.kill()
         server.wait()
-    assert 1 <= len(rows) <= 6 and rows[0]["frame_start"] == 0 and rows[0]["t_end_s"] == pytest.approx(16 / 30, abs=1e-6)
-    assert "reconnect attempt 2 of 2" in caplog.text  # the server is gone: attempts, then the end
-    assert time.monotonic() - started < 20
+    rows = snippets_of([json.loads(line) for line in out.getvalue().splitlines()])
+    assert 1 <= len(rows) < 6 and rows[0]["frame_start"] == 0 and rows[0]["t_end_s"] == pytest.approx(16 / 30, abs=1e-6)
+    assert "stream dropped" in caplog.text and "reconnect attempt 2 of 2" in caplog.text  # the server is gone: attempts, then the end
+    assert "could not be reopened" in caplog.text and time.monotonic() - started < 20
 
 
 def test_udp_mpegts_push(tmp_path, scorer):
@@ -181,13 +186,19 @@ def test_udp_mpegts_push(tmp_path, scorer):
 
     clip = write_lossless(tmp_path / "udp.mp4", pattern_frames(64, seed=8), fps=30)
     port = free_port(socket.SOCK_DGRAM)
-    pusher = subprocess.Popen([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-re", "-i", str(clip), "-c", "copy", "-f", "mpegts",
-                               f"udp://127.0.0.1:{port}?pkt_size=1316"], stdin=subprocess.DEVNULL)
+    push = [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-re", "-i", str(clip), "-c", "copy", "-f", "mpegts",
+            f"udp://127.0.0.1:{port}?pkt_size=1316"]
+    pushers = []
+    later = threading.Timer(1.0, lambda: pushers.append(subprocess.Popen(push, stdin=subprocess.DEVNULL)))  # once watch listens
+    later.start()
     try:
         rows = snippets_of(run_watch(f"udp://127.0.0.1:{port}", scorer, timeout=3, reconnect=0, threshold=1.0))
     finally:
-        pusher.kill()
-        pusher.wait()
+        later.cancel()
+        later.join()
+        for pusher in pushers:
+            pusher.kill()
+            pusher.wait()
     assert len(rows) >= 2 and [r["frame_end"] - r["frame_start"] for r in rows] == [16] * len(rows)
 
 
