@@ -202,6 +202,44 @@ def test_udp_mpegts_push(tmp_path, scorer):
     assert len(rows) >= 2 and [r["frame_end"] - r["frame_start"] for r in rows] == [16] * len(rows)
 
 
+# An RTSP server from Debian's GStreamer packages (.ci/run installs them): the file's H.264, packetised, over TCP.
+RTSP_SERVER = """
+import sys
+import gi
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer
+Gst.init(None)
+server = GstRtspServer.RTSPServer()
+server.set_address("127.0.0.1")
+server.set_service(sys.argv[1])
+factory = GstRtspServer.RTSPMediaFactory()
+factory.set_launch(f"( filesrc location={sys.argv[2]} ! qtdemux ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )")
+server.get_mount_points().add_factory("/x", factory)
+server.attach(None)
+print("ready", flush=True)
+GLib.MainLoop().run()
+"""
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's python3-gi lives there, not in the venv
+
+
+def test_rtsp_over_tcp(tmp_path, scorer):
+    probe = [SYSTEM_PYTHON, "-c", "import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0')"]
+    if not Path(SYSTEM_PYTHON).exists() or subprocess.run(probe, capture_output=True).returncode != 0:
+        pytest.skip("no GStreamer RTSP server (apt-get install python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good)")
+    clip = write_lossless(tmp_path / "rtsp.mp4", pattern_frames(64, seed=9), fps=30)
+    (tmp_path / "serve.py").write_text(RTSP_SERVER)
+    port = free_port()
+    server = subprocess.Popen([SYSTEM_PYTHON, str(tmp_path / "serve.py"), str(port), str(clip)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        rows = snippets_of(run_watch(f"rtsp://127.0.0.1:{port}/x", scorer, rtsp_transport="tcp", timeout=3, reconnect=0, threshold=1.0))
+    finally:
+        server.kill()
+        server.wait()
+    assert [(r["frame_start"], r["frame_end"]) for r in rows] == [(16 * i, 16 * i + 16) for i in range(4)]
+
+
 def test_bad_source_exits_2_unreachable_exits_1(model, r50_weights_path):
     common = ["--model", str(model), "--weights", str(r50_weights_path), "--device", "cpu", "-q"]
     for source, why in [("ftp://127.0.0.1/x.ts", "cannot read 'ftp' URLs"), ("/nonexistent/clip.mp4", "no such file")]:
