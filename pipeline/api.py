@@ -343,3 +343,13 @@ def load_scorer(model: PathLike | None = None, **config):
 
     path = Path(model) if model is not None else default_model_path()
     return load(_configure(ScoreConfig, {**config, "model": path}, "load_scorer"))
+
+
+# -- live scoring ---------------------------------------------------------------------------------
+def watch(source: str, model: PathLike | None = None, **config) -> dict:
+    """Score a live source (rtsp/http/udp URL, /dev/videoN camera, or a file) causally, one JSON
+    line per snippet and per event; returns a summary. `config` holds WatchConfig's fields
+    (vad.pipeline.watch: window, threshold, min_snippets, cooldown, reconnect, timeout...)."""
+    from vad.pipeline.watch import watch as run
+
+    return run(source, model, **config)

@@ -64,4 +64,11 @@ def load_scorer(model=None, **config):
     return load(model, **config)
 
 
-__all__ = ["evaluate", "extract", "load_scorer", "train"]
+def watch(source, model=None, **config) -> dict:
+    """Score a live stream, camera or file causally, snippet by snippet. See vad.pipeline.api.watch."""
+    from vad.pipeline.api import watch as run
+
+    return run(source, model, **config)
+
+
+__all__ = ["evaluate", "extract", "load_scorer", "train", "watch"]
