@@ -251,3 +251,20 @@ def test_bad_source_exits_2_unreachable_exits_1(model, r50_weights_path):
     result = CliRunner().invoke(main, ["watch", f"http://127.0.0.1:{port}/x.ts", *common, "--timeout", "1", "--reconnect", "1"])
     assert result.exit_code == 1 and "could not be opened" in result.stderr and "after 2 attempt(s)" in result.stderr, result.output
     assert time.monotonic() - started < 15
+
+
+def test_a_server_that_never_answers_exits_1_after_the_timeout(model, r50_weights_path):
+    """A port that accepts the connection and then says nothing: only the read timeout ends the wait."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel completes connections; nobody ever reads or writes
+    port = silent.getsockname()[1]
+    try:
+        started = time.monotonic()
+        result = CliRunner().invoke(main, ["watch", f"http://127.0.0.1:{port}/x.ts", "--model", str(model), "--weights",
+                                           str(r50_weights_path), "--device", "cpu", "-q", "--timeout", "2", "--reconnect", "0"])
+        waited = time.monotonic() - started
+    finally:
+        silent.close()
+    assert result.exit_code == 1 and "could not be opened" in result.stderr, result.output
+    assert 1.5 <= waited < 30, waited
