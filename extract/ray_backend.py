@@ -30,7 +30,7 @@ from vad.extract.backbones import get_backbone
 from vad.extract.cache import FeatureCache
 from vad.extract.engine import Failed, Finished, Refused, first_line, load_backbone, resolve_device
 from vad.extract.inputs import VideoItem
-from vad.extract.runner import ExtractConfig, ExtractReport, cache_config, is_current, record_failure, videos_to_extract, write_entry
+from vad.extract.runner import ExtractConfig, ExtractReport, cache_config, is_current, record_failure, record_refused, videos_to_extract, write_entry
 from vad.progress import progress_bar
 
 log = logging.getLogger("vad")
@@ -186,8 +186,6 @@ def _record(outcome: Finished | Failed | Refused, item: VideoItem, cache: Featur
         if outcome.meta["partial"]:
             report.partial.append(item.video_id)
     elif isinstance(outcome, Refused):
-        (report.skipped if outcome.why == "done" else report.claimed).append(item.video_id)
-        if outcome.why != "done":
-            log.warning("%s: %s, left to it", item.video_id, outcome.why)
+        record_refused(item, outcome.why, report)
     else:
         record_failure(cache, item, outcome.error, report)

@@ -255,9 +255,7 @@ def extract(items: list[VideoItem], cache_dir: str | Path, config: ExtractConfig
                 finally:
                     cache.release(item.video_id)
             elif isinstance(outcome, Refused):
-                (report.skipped if outcome.why == "done" else report.claimed).append(item.video_id)
-                if outcome.why != "done":
-                    log.warning("%s: %s, left to it", item.video_id, outcome.why)
+                record_refused(item, outcome.why, report)
             else:
                 record_failure(cache, item, outcome.error, report)
                 cache.release(item.video_id)
@@ -286,6 +284,13 @@ def write_entry(cache: FeatureCache, item: VideoItem, finished: Finished, spec: 
     report.snippets += finished.features.shape[0]
     if meta["partial"]:
         report.partial.append(item.video_id)
+
+
+def record_refused(item: VideoItem, why: str, report: ExtractReport) -> None:
+    """A video this process left alone: finished meanwhile by another ("done"), or claimed by a live one."""
+    (report.skipped if why == "done" else report.claimed).append(item.video_id)
+    if why != "done":
+        log.warning("%s: %s, left to it", item.video_id, why)
 
 
 def record_failure(cache: FeatureCache, item: VideoItem, error: str, report: ExtractReport) -> None:

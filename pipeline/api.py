@@ -97,17 +97,10 @@ class Run:
 
 
 def resolve_train_device(device: str) -> str:
-    import torch
+    """The device name training and evaluation use, checked as extraction checks it."""
+    from vad.extract.engine import resolve_device
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: CUDA is not available on this machine")
-    try:
-        torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N") from None
-    return device
+    return str(resolve_device(device))
 
 
 def train(cache: PathLike, labels: PathLike, *, out: PathLike | None = None, preset: str | None = None,
