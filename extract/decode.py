@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,9 @@ log = logging.getLogger("vad")
 DECODERS = ("auto", "decord", "pyav")
 DECORD_CHUNK = 32  # frames per decord batch: few Python round trips...
 DECORD_CHUNK_BYTES = 64 << 20  # ...but at most this much RGB per batch: 2 frames at 4K, where a batch of 32 is 800 MB
+# Frames a helper thread decodes ahead of the RGB conversion, for codecs without frame threading
+# (MPEG-4 part 2 msmpeg4v3 / DivX 3, MJPEG): 0 decodes and converts in turn in one thread.
+DECODE_AHEAD = 4
 
 
 class DecodeError(RunFailure):
@@ -107,6 +112,7 @@ class FrameStream:
     _reader: object
     orientation: Orientation = UPRIGHT  # the display matrix's: frames and width/height are upright (PyAV turns each frame, decord turns itself)
     _frames: Iterator | None = None  # PyAV: its decoded frames, the one decoded at open in front
+    decode_ahead: bool = False  # PyAV: decoding runs in a helper thread, DECODE_AHEAD frames ahead of the conversion
     n_decoded: int = 0
     partial: bool = False
     error: str | None = None
@@ -183,7 +189,7 @@ def _open_pyav(path: Path) -> FrameStream:
         container.close()
         raise DecodeError(f"{path}: no video stream (audio-only or not a video)")
     video = container.streams.video[0]
-    video.thread_type = "AUTO"  # frame+slice threading: several times faster, same pixels
+    video.thread_type = "AUTO"  # frame+slice threading where the codec has it: several times faster, same pixels
     rate = video.average_rate or video.guessed_rate or 0
     width, height = int(video.codec_context.width), int(video.codec_context.height)
     # The display matrix reaches PyAV 18 only as frame side data: decode the first frame now
@@ -196,7 +202,20 @@ def _open_pyav(path: Path) -> FrameStream:
     orientation = frame_orientation(first, path) if isinstance(first, av.VideoFrame) else UPRIGHT
     if orientation.turns % 2:
         width, height = height, width
-    return FrameStream(path, "pyav", float(rate), width, height, int(video.frames or 0), container, orientation, _replay(first, frames))
+    return FrameStream(path, "pyav", float(rate), width, height, int(video.frames or 0), container, orientation, _replay(first, frames),
+                       decode_ahead=DECODE_AHEAD > 0 and not has_frame_threads(video.codec_context.codec))
+
+
+def has_frame_threads(codec) -> bool:
+    """Whether a PyAV Codec decodes several frames at once in its own threads (H.264, HEVC, MPEG-4 part 2).
+
+    With frame threads, avcodec hands over a finished frame while its threads go on decoding the
+    next, so the RGB conversion already overlaps decoding. msmpeg4v3 and MJPEG have none (slice
+    threads neither, in FFmpeg 8 and 9): decode and conversion run in turn unless a thread helps.
+    """
+    from av.codec.codec import Capabilities
+
+    return bool(codec.capabilities & Capabilities.frame_threads)
 
 
 def _replay(first, rest: Iterator) -> Iterator:
@@ -208,10 +227,62 @@ def _replay(first, rest: Iterator) -> Iterator:
         yield from rest
 
 
+class _Failed:
+    """The exception that ended the decode thread, handed to the consumer in the frames' place."""
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+_END = object()  # the decode thread's last item: the stream ended
+
+
+def decode_ahead(frames: Iterator, depth: int = DECODE_AHEAD) -> Iterator:
+    """`frames`, pulled in a helper thread up to `depth` ahead: PyAV releases the GIL while it
+    demuxes and decodes, so one core decodes the next frame while this one converts the last.
+
+    Same frames, same order; an exception of the source is raised here after the frames before it.
+    Closing this generator early stops the thread and waits for it, so the container can be closed.
+    """
+    ready: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():  # a consumer that stopped early takes nothing more: do not block on a full queue
+            try:
+                ready.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for frame in frames:
+                if not put(frame):
+                    return
+        except BaseException as exc:  # handed over: the consumer decides (mark_broken, or re-raise)
+            put(_Failed(exc))
+        else:
+            put(_END)
+
+    thread = threading.Thread(target=produce, name="vad-decode", daemon=True)
+    thread.start()
+    try:
+        while (item := ready.get()) is not _END:
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _iter_pyav(stream: FrameStream) -> Iterator[np.ndarray]:
     container = stream._reader
+    frames = decode_ahead(stream._frames) if stream.decode_ahead else stream._frames
     try:
-        for frame in stream._frames:
+        for frame in frames:
             # threads=1: PyAV's default (0 = one swscale thread per core) spends more time
             # starting and joining threads than converting a frame: 6x slower at 320x240,
             # 2x at 856x480 (bench/THROUGHPUT.md). The pixels are identical.
@@ -228,6 +299,8 @@ def _iter_pyav(stream: FrameStream) -> Iterator[np.ndarray]:
         elif missing > 0:
             log.info("%s: the container lists %d frame(s) more than it holds (timestamps); all %d decoded", stream.path, missing, stream.n_decoded)
     finally:
+        if stream.decode_ahead:
+            frames.close()  # stops and joins the decode thread: it must not decode from a closed container
         container.close()
 
 
