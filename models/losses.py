@@ -81,11 +81,12 @@ def pseudo_label_bce(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
 
     labels: 1 abnormal, 0 normal, -1 unlabelled (the middle quartiles). No labelled snippet: 0.
     """
-    mask = labels >= 0
-    if not bool(mask.any()):
-        return scores.new_zeros(())
+    # A masked mean rather than scores[mask]: boolean indexing (and an `if mask.any()`) reads the
+    # mask back to the host, which makes a GPU wait at every training step.
+    mask = (labels >= 0).to(scores.dtype)
     # Scores are sigmoid outputs; clamping keeps log() finite where the sigmoid saturates.
-    return F.binary_cross_entropy(scores[mask].clamp(1e-7, 1 - 1e-7), labels[mask].to(scores.dtype))
+    bce = F.binary_cross_entropy(scores.clamp(1e-7, 1 - 1e-7), labels.clamp(min=0).to(scores.dtype), reduction="none")
+    return (bce * mask).sum() / mask.sum().clamp(min=1)
 
 
 def phase_loss(video_loss: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, beta: float = 0.5) -> torch.Tensor:

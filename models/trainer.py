@@ -32,6 +32,7 @@ from vad.progress import progress_bar
 log = logging.getLogger("vad")
 
 CROP_BAGS = ("mean", "each")
+PRECISIONS = ("auto", "fp32", "bf16")
 # Floor on optimiser steps per iteration (bench/RESULTS.md, "Steps"): 40 epochs of the demo's 28
 # clips are 40 steps, after which 72% of the 32-wide layer's units are still dead (28% live after
 # HAM; 72% with 100 steps). More is not better: the worlds' 160 steps already leave no dead unit,
@@ -64,6 +65,9 @@ class TrainConfig:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     seed: int = 0  # seeds initialisation, dropout and sampling of every iteration
     device: str = "cpu"  # torch device of training
+    # Autocast of the training steps (scoring stays fp32): bf16, fp32, or auto: bf16 where the
+    # device does bf16 matrix work in hardware (native_bf16), else fp32. Recorded per iteration.
+    precision: str = "auto"
 
     def validate(self) -> TrainConfig:
         schedule = SCHEDULES[self.schedule]
@@ -86,6 +90,8 @@ class TrainConfig:
             raise ConfigError("lambda_fixed must be in (0, 1]")
         if not 0 < self.lambda_max <= 1:
             raise ConfigError("lambda_max must be in (0, 1]")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision {self.precision!r}: choose from {', '.join(PRECISIONS)}")
         if self.crop_bags not in CROP_BAGS:
             raise ConfigError(f"crop_bags {self.crop_bags!r}: choose from {', '.join(CROP_BAGS)}")
         if self.min_steps < 0:
@@ -267,6 +273,8 @@ def train(
 ) -> IterationResult:
     """Run every iteration of config.plan() (from resume.iteration + 1 when resuming)."""
     device = torch.device(config.device)
+    if training_precision(config, device) == "bf16" and not native_bf16(device):
+        log.warning("precision bf16 on %s: no bf16 hardware there, so it is emulated and slower than fp32", device)
     normal, abnormal = data.normal.to(device), data.abnormal.to(device)
     schedule = SCHEDULES[config.schedule]
     plan = schedule.plan(config)
@@ -299,6 +307,7 @@ def train(
         runaway = _ratio_runaway(update, name, config.lambda_max)
         metrics = {
             "iteration": k, "phase": name, "steps": steps, "loss": losses[-1], "loss_curve": losses,
+            "precision": training_precision(config, device), "optimizer": f"adam-{adam_implementation(device)}",
             "lambda": {**_ratio_stats(update), "runaway": runaway},
             "pseudo_labels": _label_counts(pseudo, normal_scores.shape),
             "pseudo_labels_used": labels is not None,
@@ -330,27 +339,75 @@ def bag_scores(model: ARMSDetector, bags: torch.Tensor, crop_bags: str) -> torch
     """bags [B, C, S, D] -> training scores: [B, S] averaged over crops (mean, RTFM's
     `scores.view(bs, ncrops, -1).mean(1)`), or [B*C, S] with every crop its own bag (each)."""
     b, c = bags.shape[:2]
-    scores = model(bags.flatten(0, 1))
+    # fp32 from here on under bf16 autocast: a bf16 mean over crops or segments keeps 3 digits,
+    # and binary_cross_entropy refuses autocast.
+    scores = model(bags.flatten(0, 1)).float()
     return scores.view(b, c, -1).mean(dim=1) if crop_bags == "mean" else scores
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` does bf16 matrix work in hardware: a CUDA GPU that supports it, or a CPU
+    with AMX tiles. mkldnn's own bf16 check also passes on plain AVX-512, where oneDNN emulates
+    bf16 and gains little; on AVX2 alone bf16 is emulated and slower than fp32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and torch.cpu._is_amx_tile_supported()
+
+
+def training_precision(config: TrainConfig, device: torch.device) -> str:
+    """config.precision with auto resolved for `device`: fp32 or bf16."""
+    if config.precision != "auto":
+        return config.precision
+    return "bf16" if native_bf16(device) else "fp32"
+
+
+def adam_implementation(device: torch.device) -> str:
+    """fused on CUDA (one kernel for all tensors instead of several per tensor), foreach elsewhere.
+
+    PyTorch's default on the CPU is the per-tensor loop (`_single_tensor_adam`). foreach computes
+    its update bit for bit, a little faster (D = 2048 detector, 2 AVX2 cores: 36.7 -> 32.4 ms per
+    step); the CPU's fused kernel is faster still (10.5 ms) but rounds differently, and Adam blows
+    that rounding up to whole lr-sized steps on the attention biases, whose gradients are at noise
+    level (the key bias gets none), so training would leave its old trajectory for 1% of a step's
+    time (bench/TRAINING.md)."""
+    return "fused" if device.type == "cuda" else "foreach"
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Adam:
+    """The trainer's Adam; every implementation computes the same update up to float rounding."""
+    device = next(model.parameters()).device
+    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                            **{adam_implementation(device): True})
+
+
+def _sample_batches(normal_stream: IndexStream, abnormal_stream: IndexStream, steps: int, size: int,
+                    device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every step's (normal, abnormal) video indices, [steps, size] each, drawn up front in the order
+    the steps take them (the two streams share one generator) and copied to the device once."""
+    draws = [(normal_stream.take(size), abnormal_stream.take(size)) for _ in range(steps)]
+    normal, abnormal = (torch.as_tensor(np.stack(side), device=device) for side in zip(*draws))
+    return normal, abnormal
 
 
 def _fit(model, normal, abnormal, ratios, labels, loss_name, config: TrainConfig, rng, steps: int, desc: str, progress: bool) -> list[float]:
     """Train for `steps` steps; returns the mean loss of each epoch-sized block of steps."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = make_optimizer(model, config)
     device = normal.device
+    bf16 = training_precision(config, device) == "bf16"
     repeat = abnormal.shape[1] if config.crop_bags == "each" else 1  # bags per video
     ratio_t = torch.as_tensor(ratios, dtype=torch.float32, device=device)
     label_t = None if labels is None else torch.as_tensor(labels, dtype=torch.int64, device=device)
-    normal_stream, abnormal_stream = IndexStream(normal.shape[0], rng), IndexStream(abnormal.shape[0], rng)
+    normal_idx, abnormal_idx = _sample_batches(IndexStream(normal.shape[0], rng), IndexStream(abnormal.shape[0], rng),
+                                               steps, config.batch_videos, device)
     mil_term = LOSSES[loss_name]  # the video-level term (eq. 4, 1 or 2)
     block = steps_per_epoch(config, normal.shape[0], abnormal.shape[0])
     losses, total = [], []
     model.train()
     bar = progress_bar(range(steps), desc=desc, unit="step", disable=not progress, leave=False, mininterval=1.0)
     for step in bar:
-        ni = torch.as_tensor(normal_stream.take(config.batch_videos), device=device)
-        ai = torch.as_tensor(abnormal_stream.take(config.batch_videos), device=device)
-        both = bag_scores(model, torch.cat([abnormal[ai], normal[ni]]), config.crop_bags)
+        ni, ai = normal_idx[step], abnormal_idx[step]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            both = bag_scores(model, torch.cat([abnormal[ai], normal[ni]]), config.crop_bags)
         sa, sn = both[: len(ai) * repeat], both[len(ai) * repeat:]
         video_loss = mil_term(sa, sn, lam=ratio_t[ai].repeat_interleave(repeat), k=config.topk)
         if label_t is not None:
@@ -361,9 +418,9 @@ def _fit(model, normal, abnormal, ratios, labels, loss_name, config: TrainConfig
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        total.append(float(loss.detach()))
+        total.append(loss.detach())  # read once per block: a float() per step would wait for the GPU every step
         if len(total) == block or step == steps - 1:
-            losses.append(sum(total) / len(total))
+            losses.append(torch.stack(total).cpu().double().mean().item())
             total = []
             bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
     return losses

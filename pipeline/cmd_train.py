@@ -55,6 +55,10 @@ from vad.pipeline.common import progress_disabled, verbosity
 @click.option("--train-gt", type=click.Path(dir_okay=False), default=None,
               help="Frame GT of training videos (e.g. ShanghaiTech): adds pseudo-label precision (Table VI) to metrics.json.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="Arithmetic of the training steps (scoring and evaluation stay fp32). bf16: autocast to bfloat16, "
+                   "fast where the device has bf16 hardware (CUDA GPUs, CPUs with AMX), emulated and slower elsewhere; "
+                   "auto: bf16 there, fp32 otherwise. metrics.json records what each iteration used.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Output folder. Default: runs/<timestamp>.")
 @click.option("--generated-footage", is_flag=True, hidden=True,
               help="Record that the training videos are generated (set by `vad demo`): `vad score` then warns.")
@@ -62,7 +66,7 @@ from vad.pipeline.common import progress_disabled, verbosity
 @verbosity
 def train(cache_dir, labels_path, schedule, phases, iterations, loss, preset, epochs, min_steps, crop_bags, lr, weight_decay, batch_videos,
           lambda_small, lambda_large, lambda_fixed, lambda_max, beta, topk, dropout, hidden_dim, no_attention, init, seed, eval_labels, gt_path, eval_cache,
-          train_gt, device, out_dir, generated_footage, resume):
+          train_gt, device, precision, out_dir, generated_footage, resume):
     """Train the ARMS detector on cached features with video-level labels only.
 
     Writes OUT/model.pt (final model), OUT/iter_<k>.pt (one per iteration), OUT/metrics.json
@@ -77,6 +81,7 @@ def train(cache_dir, labels_path, schedule, phases, iterations, loss, preset, ep
         schedule=schedule, phases=tuple(p.strip() for p in phases.split(",") if p.strip()), iterations=iterations,
         loss=loss, epochs=epochs, min_steps=min_steps, crop_bags=crop_bags, lr=lr, weight_decay=weight_decay, batch_videos=batch_videos,
         lambda_small=lambda_small, lambda_large=lambda_large, lambda_fixed=lambda_fixed, lambda_max=lambda_max, beta=beta, topk=topk, seed=seed,
+        precision=precision,
         detector={"dropout": dropout, "hidden_dim": hidden_dim, "attention": False if no_attention else None, "init": init},
     )
     last = run.final

@@ -211,3 +211,14 @@ def test_help_documents_every_flag():
                  "--device", "--out", "--resume", "--train-gt"):
         assert flag in text
     assert "[default: bst,ham,as]" in text
+
+
+def test_precision_flag_is_documented_and_recorded(world, run):
+    text = " ".join(CliRunner().invoke(main, ["train", "--help"]).output.split())
+    assert "--precision [auto|fp32|bf16]" in text and "AMX" in text and "[default: auto]" in text
+    out, _ = run
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["precision"] == "auto"
+    from vad.models.trainer import native_bf16
+
+    assert [it["precision"] for it in metrics["iterations"]] == ["bf16" if native_bf16(torch.device("cpu")) else "fp32"] * 3

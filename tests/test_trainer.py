@@ -271,3 +271,68 @@ def test_training_with_either_crop_bags(crop_bags):
     result, seen = _train_once(crop_bags=crop_bags, iterations=2, phases=("bst", "ham"))
     assert [r.metrics["steps"] for r in seen] == [4, 4]
     assert 0 < seen[-1].metrics["detector"]["active_units"] <= 1
+
+
+# -- optimiser, precision and batches (issue 16) ---------------------------------------------
+def test_trainer_adam_matches_the_per_tensor_loop():
+    """The trainer's Adam (foreach on the CPU) is the per-tensor loop's update up to float rounding."""
+    from vad.models.detector import build_detector
+    from vad.models.trainer import adam_implementation, make_optimizer
+
+    config = make_config(lr=1e-2, weight_decay=5e-4)
+    torch.manual_seed(0)
+    model = build_detector(feature_dim=8, hidden_dim=16, dropout=0.0)
+    plain = build_detector(feature_dim=8, hidden_dim=16, dropout=0.0)
+    plain.load_state_dict(model.state_dict())
+    start = [p.detach().clone() for p in model.parameters()]
+    optimizers = [make_optimizer(model, config),
+                  torch.optim.Adam(plain.parameters(), lr=1e-2, weight_decay=5e-4, foreach=False, fused=False)]
+    bags = torch.randn(5, 4, 32, 8)
+    for step in range(5):
+        for net, optimizer in zip((model, plain), optimizers):
+            optimizer.zero_grad()
+            (net(bags[step]) ** 2).mean().backward()
+            optimizer.step()
+    assert optimizers[0].defaults["foreach"] and not optimizers[1].defaults["foreach"]
+    assert all(not torch.equal(a, b) for a, b in zip(model.parameters(), start))  # every tensor moved
+    for (name, a), b in zip(model.named_parameters(), plain.parameters()):
+        assert torch.allclose(a, b, rtol=0, atol=1e-6), name
+    assert adam_implementation(torch.device("cuda")) == "fused"
+
+
+def test_precision_auto_is_bf16_only_on_bf16_hardware(monkeypatch):
+    from vad.models.trainer import training_precision
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert training_precision(make_config(), cpu) == "fp32"  # AVX2 / AVX-512 without AMX: bf16 is emulated
+    assert training_precision(make_config(precision="bf16"), cpu) == "bf16"
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert training_precision(make_config(), cpu) == "bf16"
+    assert training_precision(make_config(precision="fp32"), cpu) == "fp32"
+    with pytest.raises(ConfigError, match="precision"):
+        make_config(precision="fp16")
+
+
+def test_bf16_training_is_recorded_and_close_to_fp32():
+    overrides = {"iterations": 2, "phases": ("bst", "ham"), "detector": {"hidden_dim": 16}}
+    _, fp32 = _train_once(precision="fp32", **overrides)
+    _, bf16 = _train_once(precision="bf16", **overrides)
+    assert [r.metrics["precision"] for r in fp32 + bf16] == ["fp32"] * 2 + ["bf16"] * 2
+    assert fp32[0].metrics["optimizer"] == "adam-foreach"
+    a, b = fp32[-1].metrics["loss_curve"], bf16[-1].metrics["loss_curve"]
+    assert a != b  # autocast did change the arithmetic ...
+    assert np.allclose(a, b, atol=0.02)  # ... by bf16 rounding, not more
+
+
+def test_batches_are_drawn_up_front_in_step_order():
+    from vad.models.trainer import _sample_batches
+
+    rng = np.random.default_rng(3)  # one generator for both streams, as in _fit
+    n_stream, a_stream = IndexStream(5, rng), IndexStream(7, rng)
+    normal, abnormal = _sample_batches(n_stream, a_stream, steps=6, size=4, device=torch.device("cpu"))
+    rng = np.random.default_rng(3)
+    n_step, a_step = IndexStream(5, rng), IndexStream(7, rng)
+    for step in range(6):
+        assert normal[step].tolist() == n_step.take(4).tolist() and abnormal[step].tolist() == a_step.take(4).tolist()
+    assert normal.dtype == torch.int64 and normal.shape == (6, 4)
