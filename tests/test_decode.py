@@ -1,15 +1,18 @@
 """Decoding: decord and PyAV agree pixel for pixel, counts are what decodes, bad files fail clearly."""
 from __future__ import annotations
 
+import itertools
+import threading
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
-from vad.extract.decode import DecodeError, Orientation, display_orientation, open_video, read_all_frames
+from vad.extract.decode import DecodeError, Orientation, decode_ahead, display_orientation, open_video, read_all_frames
 
 from paths import GOLDEN_R50, VIDEOS
-from videos import clip40_frames, pattern_frames, write_lossless
+from videos import clip40_frames, pattern_frames, write_codec, write_lossless
 
 
 @pytest.mark.parametrize("decoder", ["decord", "pyav", "auto"])
@@ -127,3 +130,47 @@ def test_a_container_listing_one_frame_too_many_is_complete(listed, partial):
     assert len(list(stream)) == 5
     assert stream.partial is partial
     assert (stream.error is not None) is partial and (not partial or "truncated file?" in stream.error)
+
+
+def _single_threaded(path: Path) -> np.ndarray:
+    """The reference: PyAV with every decoder thread off, frames converted one by one."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "NONE"
+        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(stream)])
+
+
+@pytest.mark.parametrize("codec, pix_fmt, options, ahead", [
+    ("msmpeg4", "yuv420p", {}, True),  # DivX 3, UCF-Crime's codec: no decoder threads, so vad's decode-ahead thread
+    ("mjpeg", "yuvj420p", {}, True),
+    ("mpeg4", "yuv420p", {"bf": "2"}, False),  # frame threads, with B-frames reordered
+])
+def test_threaded_decoding_keeps_every_frame_in_order(tmp_path, codec, pix_fmt, options, ahead):
+    frames = pattern_frames(40, seed=5)
+    path = write_codec(tmp_path / f"{codec}.avi", frames, codec, pix_fmt, **options)
+    decoded, stream = read_all_frames(path, "pyav")
+    assert stream.decode_ahead is ahead
+    assert stream.n_decoded == 40 and not stream.partial
+    assert np.array_equal(decoded, _single_threaded(path))
+    # and in display order: each decoded frame is nearest to its own source frame
+    error = np.abs(decoded[:, None].astype(np.int16) - frames[None]).mean(axis=(2, 3, 4))
+    assert error.argmin(axis=1).tolist() == list(range(40))
+
+
+def test_decode_ahead_raises_the_error_after_the_frames_before_it():
+    def source():
+        yield from range(3)
+        raise ValueError("corrupt packet")
+
+    got = []
+    with pytest.raises(ValueError, match="corrupt packet"):
+        for item in decode_ahead(source(), depth=2):
+            got.append(item)
+    assert got == [0, 1, 2]
+
+
+def test_decode_ahead_closed_early_stops_its_thread():
+    frames = decode_ahead(itertools.count(), depth=2)  # a source that never ends
+    assert list(itertools.islice(frames, 5)) == [0, 1, 2, 3, 4]
+    frames.close()
+    assert not any(thread.name == "vad-decode" for thread in threading.enumerate())

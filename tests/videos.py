@@ -45,3 +45,17 @@ def clip40_frames() -> np.ndarray:
     for i in range(40):
         frames[i, 40 + 2 * i:72 + 2 * i, 20 + 6 * i:52 + 6 * i] = 255
     return frames
+
+
+def write_codec(path: Path, frames: np.ndarray, codec: str, pix_fmt: str = "yuv420p", fps: int = 25, **options: str) -> Path:
+    """A lossy clip in `codec` (PyAV's encoder name; the container follows the suffix) at a high bit rate."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        stream.bit_rate = 20_000_000  # far above what these small frames need: close to the source
+        stream.options = options
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
