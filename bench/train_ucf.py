@@ -12,6 +12,7 @@ that is timed apart. The full preset is K = 6 iterations x 50 epochs (bst, ham, 
 
     python bench/train_ucf.py [--device cpu] [--epochs 1]             # one epoch (+ scoring)
     python bench/train_ucf.py --device cuda --full                      # the whole preset
+    python bench/train_ucf.py --device cuda --full --precision fp32     # ... without bf16 autocast
 """
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--epochs", type=int, default=1, help="epochs of the one timed bst iteration (without --full)")
     parser.add_argument("--full", action="store_true", help="the whole ucf preset: 6 iterations x 50 epochs")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="as vad train --precision (default: auto)")
     parser.add_argument("--videos-scale", type=float, default=1.0, help="fraction of the 1,610 videos (smoke runs)")
     args = parser.parse_args()
     from vad.models.trainer import crop_average_scores, make_config, train
@@ -60,9 +62,9 @@ def main() -> None:
     data = synthetic_training_set(round(N_NORMAL * args.videos_scale), round(N_ABNORMAL * args.videos_scale), CROPS, DIM)
     generate_s = time.perf_counter() - started
     if args.full:
-        config = make_config("ucf", device=args.device)
-    else:
-        config = make_config("ucf", device=args.device, epochs=args.epochs, min_steps=0, phases=("bst",), iterations=1)  # epochs timed, no floor
+        config = make_config("ucf", device=args.device, precision=args.precision)
+    else:  # epochs timed, no floor
+        config = make_config("ucf", device=args.device, precision=args.precision, epochs=args.epochs, min_steps=0, phases=("bst",), iterations=1)
     iterations = []
     clock = [time.perf_counter()]
 
@@ -88,7 +90,8 @@ def main() -> None:
         "bench": "train_ucf", "device": args.device, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
         "videos": len(data.normal_ids) + len(data.abnormal_ids), "crops": CROPS, "feature_dim": DIM,
         "bags_gb": round((data.normal.numel() + data.abnormal.numel()) * 4 / 1e9, 2), "generate_s": round(generate_s, 1),
-        "preset": "ucf", "iterations_run": len(iterations), "epochs_per_iteration": config.epochs,
+        "preset": "ucf", "precision": result.metrics["precision"], "optimizer": result.metrics["optimizer"],
+        "iterations_run": len(iterations), "epochs_per_iteration": config.epochs,
         "steps_per_epoch": steps_per_epoch, "train_wall_s": round(train_s, 2), "score_all_videos_s": round(score_s, 2),
         "iterations": iterations,
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
