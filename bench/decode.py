@@ -30,6 +30,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.codec.codec import Capabilities
 
 from vad.extract import decode as vad_decode
 from vad.extract.decode import open_video
@@ -194,8 +195,9 @@ def bench_file(path: Path, repeats: int, variants: bool) -> dict:
     stream = open_video(path, "pyav")
     n_frames = sum(1 for _ in stream)
     with av.open(str(path)) as container:
-        codec = container.streams.video[0].codec_context.name
-    row = {"codec": codec, "frames": n_frames, "pyav_decode_ahead": stream.decode_ahead}
+        codec = container.streams.video[0].codec_context.codec
+    row = {"codec": codec.name, "frame_threads": bool(codec.capabilities & Capabilities.frame_threads),
+           "slice_threads": bool(codec.capabilities & Capabilities.slice_threads), "frames": n_frames, "pyav_decode_ahead": stream.decode_ahead}
     fps = best_fps(path, n_frames, repeats, variants)
     row.update({f"{name}_fps": value for name, value in fps.items()})
     if "ffmpeg_null" in fps:
