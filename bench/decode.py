@@ -129,7 +129,7 @@ def run_pyav(path: Path, thread_type: str, convert: str) -> float:
         stream.thread_type = thread_type
         frames = container.decode(stream)
         if convert == "rgb_ahead":
-            frames = vad_decode.decode_ahead(frames)
+            frames = vad_decode.decode_ahead(frames, vad_decode.DECODE_AHEAD)
         for frame in frames:
             if convert != "none":
                 frame.to_ndarray(format="rgb24", threads=1)

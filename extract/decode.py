@@ -32,7 +32,7 @@ DECORD_CHUNK_BYTES = 64 << 20  # ...but at most this much RGB per batch: 2 frame
 # Frames a PyAV helper thread decodes ahead of the RGB conversion, so that the two overlap as in
 # ffmpeg's own decoder and filter threads. Decoders without threads (msmpeg4v3 / DivX 3, MJPEG)
 # otherwise decode and convert in turn: 0.67-0.74 of `ffmpeg -f null`, 0.91-0.95 with it
-# (bench/DECODE.md). 0 turns it off.
+# (bench/DECODE.md). 0 turns it off. A few frames absorb the jitter; each is a YUV frame (12 MB at 4K).
 DECODE_AHEAD = 4
 
 
@@ -114,7 +114,7 @@ class FrameStream:
     _reader: object
     orientation: Orientation = UPRIGHT  # the display matrix's: frames and width/height are upright (PyAV turns each frame, decord turns itself)
     _frames: Iterator | None = None  # PyAV: its decoded frames, the one decoded at open in front
-    decode_ahead: bool = False  # PyAV: decoding runs in a helper thread, up to DECODE_AHEAD frames ahead of the conversion
+    decode_ahead: int = 0  # PyAV: frames a helper thread decodes ahead of the RGB conversion; 0: no thread
     n_decoded: int = 0
     partial: bool = False
     error: str | None = None
@@ -205,7 +205,7 @@ def _open_pyav(path: Path) -> FrameStream:
     if orientation.turns % 2:
         width, height = height, width
     return FrameStream(path, "pyav", float(rate), width, height, int(video.frames or 0), container, orientation, _replay(first, frames),
-                       decode_ahead=DECODE_AHEAD > 0)
+                       decode_ahead=DECODE_AHEAD)
 
 
 def _replay(first, rest: Iterator) -> Iterator:
@@ -227,7 +227,7 @@ class _Failed:
 _END = object()  # the decode thread's last item: the stream ended
 
 
-def decode_ahead(frames: Iterator, depth: int = DECODE_AHEAD) -> Iterator:
+def decode_ahead(frames: Iterator, depth: int) -> Iterator:
     """`frames`, pulled in a helper thread up to `depth` ahead: PyAV releases the GIL while it
     demuxes and decodes, so one core decodes the next frame while this one converts the last.
 
@@ -270,7 +270,7 @@ def decode_ahead(frames: Iterator, depth: int = DECODE_AHEAD) -> Iterator:
 
 def _iter_pyav(stream: FrameStream) -> Iterator[np.ndarray]:
     container = stream._reader
-    frames = decode_ahead(stream._frames) if stream.decode_ahead else stream._frames
+    frames = decode_ahead(stream._frames, stream.decode_ahead) if stream.decode_ahead else stream._frames
     try:
         for frame in frames:
             # threads=1: PyAV's default (0 = one swscale thread per core) spends more time
