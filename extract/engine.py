@@ -11,6 +11,7 @@ pass but the last is full: one shape, and no half-empty passes.
 """
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -27,6 +28,8 @@ from vad.extract.backbones import BackboneSpec
 from vad.extract.preprocess import finish_snippet, to_network_layout
 from vad.extract.snippets import SnippetPlan, VideoSummary, iter_snippets
 from vad.progress import progress_bar
+
+log = logging.getLogger("vad")
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -132,27 +135,89 @@ def configure_backends(device: torch.device, precision: str, batch_size: int) ->
     torch.backends.cudnn.benchmark = device.type == "cuda" and PRECISIONS[precision] is not None and batch_size <= 8
 
 
-def load_backbone(spec: BackboneSpec, weights: Path | None, device: torch.device, allow_unverified: bool = False):
-    """Build, verify and load the backbone in eval mode; returns (model, weights sha256)."""
+def load_backbone(spec: BackboneSpec, weights: Path | None, device: torch.device, allow_unverified: bool = False, exact: bool = False):
+    """Build, verify and load the backbone in eval mode; returns (model, weights sha256).
+
+    The model is the backbone's inference form (BackboneSpec.fast: BatchNorm folded, 2-D
+    convolutions of frames; the golden features within 1e-5 of max|ref|) unless `exact`, which
+    keeps the network as its architecture module writes it."""
     path = weights_store.resolve(spec.weights, weights)
     model = spec.build()
     digest = weights_store.load_weights(model, spec.weights, path, allow_unverified=allow_unverified)
-    return model.eval().to(device), digest
+    model = model.eval() if exact else spec.fast(model.eval())
+    return model.to(device), digest
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether the CPU multiplies bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 is emulated, slower than fp32."""
+    return device.type == "cpu" and torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def fastest_precision(device: torch.device) -> str:
+    """The precision of `--precision auto` where exactness against released features does not
+    matter (scoring): fp16 on CUDA, bf16 on CPUs that multiply it natively, else fp32."""
+    if device.type == "cuda":
+        return "fp16"
+    return "bf16" if native_bf16(device) else "fp32"
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    if name == "auto":
+        return fastest_precision(device)
+    if name not in PRECISIONS:
+        raise ConfigError(f"--precision {name!r}: choose auto, {', '.join(PRECISIONS)}")
+    return name
+
+
+class Compiled(torch.nn.Module):
+    """`torch.compile` of a backbone (inductor; CUDA graphs on CUDA), falling back to the eager
+    module, with one warning, when compilation is unavailable (no C++ compiler, no Triton) or fails.
+
+    Compiled graphs are specialised to one input shape: Engine pads every batch to its full size.
+    """
+
+    def __init__(self, model: torch.nn.Module, device: torch.device):
+        super().__init__()
+        self.eager = model
+        import torch._inductor.config  # only when compiling: importing inductor costs seconds
+
+        # freezing: the weights become constants, which lets inductor prepack them for oneDNN on a CPU
+        torch._inductor.config.freezing = True
+        self.compiled = torch.compile(model, dynamic=False, mode="reduce-overhead" if device.type == "cuda" else None)
+        self.failed: str | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.failed is None:
+            try:
+                return self.compiled(x)
+            except Exception as exc:  # torch._dynamo / inductor raise many types; any of them means "not here"
+                self.failed = first_line(exc)
+                log.warning("warning: torch.compile failed (%s); running the network uncompiled", self.failed)
+        return self.eager(x)
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.eager, name)  # e.g. Inception's logits: run eagerly
 
 
 class Engine:
     """A loaded backbone that batches snippets from any number of videos.
 
     `head(model, x)` is what runs on a normalised batch: the features by default; `vad classify`
-    asks for the logits.
+    asks for the logits. `compile` runs the network through torch.compile (Compiled).
     """
 
     def __init__(self, model: torch.nn.Module, spec: BackboneSpec, plan: SnippetPlan, device: torch.device,
-                 batch_size: int, precision: str = "fp32", head: Callable | None = None):
+                 batch_size: int, precision: str = "fp32", head: Callable | None = None, compile: bool = False):
         self.model, self.spec, self.plan, self.device = model, spec, plan, device
-        self.batch_size, self.dtype = batch_size, PRECISIONS[precision]
+        self.batch_size, self.precision, self.dtype = batch_size, precision, PRECISIONS[precision]
         self.head = head or (lambda model, x: model(x))
         configure_backends(device, precision, batch_size)
+        self.compiled = compile
+        if compile:
+            self.model = Compiled(model, device)
         self.pending: list[tuple[int, int, torch.Tensor]] = []
         self.outputs: dict[int, dict[int, np.ndarray]] = {}
         self.network_s = 0.0
@@ -247,10 +312,12 @@ class Engine:
             snippets = self._finish_on_device(snippets)
         batch = self.stage(snippets).to(self.device, non_blocking=True)
         n_snippets, n_crops = batch.shape[:2]
+        if self.compiled and n_snippets < self.batch_size:  # a compiled graph has one batch shape: pad, drop the padding's outputs
+            batch = torch.cat([batch, batch.new_zeros((self.batch_size - n_snippets, *batch.shape[1:]))])
         x = self.spec.normalise(to_network_layout(batch)).flatten(0, 1)
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
             out = self.head(self.model, x)
-        out = out.float().reshape(n_snippets, n_crops, -1).cpu().numpy()
+        out = out.float().reshape(-1, n_crops, out.shape[-1])[:n_snippets].cpu().numpy()
         for (video, index, _), row in zip(self.pending, out):
             self.outputs.setdefault(video, {})[index] = row
         self.pending.clear()

@@ -67,7 +67,7 @@ class ExtractWorker:
         self.config = config
         self.spec = get_backbone(config.backbone)
         self.device = resolve_device(config.device)
-        model, _ = load_backbone(self.spec, config.weights, self.device, config.allow_unverified_weights)
+        model, _ = config.load(self.spec, self.device)
         self.engine = config.engine(self.spec, self.device, model)
         self.cache = FeatureCache(cache_dir)
         self.heartbeat = ClaimHeartbeat(self.cache.claim_path).start()  # lives as long as the actor
@@ -124,7 +124,7 @@ def extract_ray(items: list[VideoItem], cache_dir: str | Path, config: ExtractCo
     report = ExtractReport(videos=len(items))
     cache = FeatureCache(cache_dir)
     # The driver verifies the weights and fixes the cache's configuration before any worker starts.
-    _, digest = load_backbone(spec, config.weights, torch.device("cpu"), config.allow_unverified_weights)
+    _, digest = load_backbone(spec, config.weights, torch.device("cpu"), config.allow_unverified_weights, exact=True)
     cache.ensure_config(cache_config(spec, config, digest))
     todo = videos_to_extract(items, cache, config, report)
     if not todo:

@@ -54,6 +54,8 @@ class ExtractConfig:
     device: str = "auto"  # auto = CUDA when present, else CPU
     batch_size: int | None = None  # snippets per forward pass, each with `crops` clips; None = batch_snippets()
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast); golden parity holds for fp32
+    exact: bool = False  # the plain network instead of its inference form (the same features within 1e-5 of max|ref|)
+    compile: bool = False  # torch.compile the network (minutes of compiling on a CPU; pays off on long runs)
     workers: int | None = None  # decode processes; None = auto (0 on CPU, cores - 1 up to 16 with CUDA)
     decoder: str = "auto"  # auto (PyAV, decord fallback per video) | decord | pyav
     # Where resize and crops run: workers (Pillow, in the decode processes) or device (the same
@@ -70,8 +72,13 @@ class ExtractConfig:
         return SnippetPlan(crops=self.crops, jpeg_quality=spec.jpeg_quality(self.profile), decoder=self.decoder,
                            geometry=self.geometry, geometry_on_device=geometry_on_device(self.resize_on, device))
 
+    def load(self, spec: BackboneSpec, device: torch.device) -> tuple[torch.nn.Module, str]:
+        """The verified backbone in the form asked for, and its weights' sha256."""
+        return load_backbone(spec, self.weights, device, self.allow_unverified_weights, exact=self.exact)
+
     def engine(self, spec: BackboneSpec, device: torch.device, model: torch.nn.Module) -> Engine:
-        return Engine(model, spec, self.snippet_plan(spec, device), device, self.batch_snippets(device), self.precision)
+        return Engine(model, spec, self.snippet_plan(spec, device), device, self.batch_snippets(device), self.precision,
+                      compile=self.compile)
 
     def batch_snippets(self, device: torch.device) -> int:
         """Explicit batch_size, else 4 on a CPU and 64 clips' worth with CUDA (6
@@ -213,7 +220,7 @@ def extract(items: list[VideoItem], cache_dir: str | Path, config: ExtractConfig
     cache = FeatureCache(cache_dir)
     report = ExtractReport(videos=len(items))
     started = time.perf_counter()
-    model, digest = load_backbone(spec, config.weights, device, config.allow_unverified_weights)
+    model, digest = config.load(spec, device)
     cache.ensure_config(cache_config(spec, config, digest))
     todo = videos_to_extract(items, cache, config, report)
     if not todo:
@@ -233,7 +240,7 @@ def extract(items: list[VideoItem], cache_dir: str | Path, config: ExtractConfig
         prefetch_factor=max(2, -(-2 * batch_size // workers)) if workers else None,
         persistent_workers=False,
     )
-    engine = Engine(model, spec, plan, device, batch_size, config.precision)
+    engine = config.engine(spec, device, model)
     video_bar = progress_bar(total=len(todo), desc="videos", unit="video", disable=not progress, position=0)
     snippet_bar = progress_bar(desc="snippets", unit="snippet", disable=not progress, position=1)
     heartbeat = ClaimHeartbeat(cache.claim_path).start()
@@ -273,7 +280,8 @@ def extract(items: list[VideoItem], cache_dir: str | Path, config: ExtractConfig
 def write_entry(cache: FeatureCache, item: VideoItem, finished: Finished, spec: BackboneSpec, config: ExtractConfig,
                 report: ExtractReport, **extra) -> None:
     """Write one finished video's entry into the cache and the report; a write error stops the run."""
-    meta = {**finished.meta, **source_stat(item.path), "backbone": spec.name, "crops": config.crops, "profile": config.profile, **extra}
+    meta = {**finished.meta, **source_stat(item.path), "backbone": spec.name, "crops": config.crops, "profile": config.profile,
+            "network": "exact" if config.exact else "fast", "precision": config.precision, **extra}
     try:
         cache.write(item.video_id, finished.features, meta)
     except OSError as exc:  # disk full, quota, permissions: every later video would fail too

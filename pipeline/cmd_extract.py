@@ -36,6 +36,13 @@ log = logging.getLogger("vad")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
               help="fp32 reproduces the golden features (3e-7 of max|ref| on an H200). On GPUs fp16 is the faster and closer "
                    "of the two others (H200, 10 crops: 2.5x fp32, 4e-4 of max|ref|; bf16 1.6x, 3e-3); on CPUs with AMX, bf16.")
+@click.option("--exact", is_flag=True,
+              help="Run the network exactly as its architecture is written. By default the inference form runs: the same "
+                   "weights with BatchNorm folded into the convolutions and the (1,3,3)/(1,1,1) convolutions as 2-D "
+                   "convolutions of channels-last frames (1.4x on two CPU cores; features within 1e-5 of max|ref| of the golden data).")
+@click.option("--compile", "compile_network", is_flag=True,
+              help="torch.compile the network (inductor; CUDA graphs on CUDA); falls back, with a warning, where compiling is "
+                   "unavailable. Compiling takes about a minute on a CPU, so it pays off on long runs only.")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Decode processes. Default: 0 on CPU (the network needs the cores); with CUDA one per core but one, up to 16 and at most one per video.")
 @click.option("--decoder", type=click.Choice(["auto", "decord", "pyav"]), default="auto", show_default=True,
@@ -51,8 +58,8 @@ log = logging.getLogger("vad")
 @click.option("--ray-cpus", type=click.IntRange(min=1), default=1, show_default=True, help="CPUs each Ray actor reserves (its torch threads).")
 @click.option("--overwrite", is_flag=True, help="Recompute videos already in the cache (otherwise they are skipped: re-running resumes).")
 @verbosity
-def extract(inputs, cache_dir, backbone, weights, allow_unverified_weights, crops, profile, resize_on, device, batch_size, precision, workers, decoder,
-            shard, backend, ray_address, ray_actors, ray_cpus, overwrite):
+def extract(inputs, cache_dir, backbone, weights, allow_unverified_weights, crops, profile, resize_on, device, batch_size, precision, exact, compile_network,
+            workers, decoder, shard, backend, ray_address, ray_actors, ray_cpus, overwrite):
     """Extract I3D features of videos into a feature cache.
 
     INPUT is a video file, a folder (searched recursively for video files; ids keep the
@@ -75,7 +82,7 @@ def extract(inputs, cache_dir, backbone, weights, allow_unverified_weights, crop
     report = run_extract(
         list(inputs), cache_dir, backend=backend, ray=ray, progress=not progress_disabled(),
         backbone=backbone, weights=weights, crops=int(crops), profile=profile, resize_on=resize_on, device=device,
-        batch_size=batch_size, precision=precision, workers=workers, decoder=decoder,
+        batch_size=batch_size, precision=precision, exact=exact, compile=compile_network, workers=workers, decoder=decoder,
         shard=parse_shard(shard) if shard else None, overwrite=overwrite, allow_unverified_weights=allow_unverified_weights,
     )
     summary = {

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from vad.errors import RunFailure, VadError
-from vad.pipeline.common import progress_disabled, verbosity
+from vad.pipeline.common import progress_disabled, scoring_network, verbosity
 
 log = logging.getLogger("vad")
 
@@ -120,9 +120,10 @@ def check_videos(videos: list[Path], out: Path | None, plot: Path | None, html: 
               help="Accept backbone weights whose sha256 differs from the one the model file records (and from the manifest).")
 @click.option("--decoder", type=click.Choice(["auto", "decord", "pyav"]), default="auto", show_default=True,
               help="auto: PyAV (the faster one), falling back to decord per video.")
+@scoring_network
 @verbosity
 def score(videos, model_path, output_format, threshold, plot, gt_path, html, html_embed, out_dir, no_correction, device, batch_size, weights,
-          allow_unverified_weights, decoder):
+          allow_unverified_weights, decoder, precision, exact):
     """Score raw videos with a trained detector: one anomaly score per frame.
 
     The backbone, crops and preprocessing come from the model file; a video is decoded,
@@ -149,7 +150,7 @@ def score(videos, model_path, output_format, threshold, plot, gt_path, html, htm
     check_videos(videos, out_dir, target, pages)
     gt = read_gt(gt_path) if gt_path is not None else {}
     scorer = load_scorer(model_path, weights=weights, allow_unverified_weights=allow_unverified_weights, correction=not no_correction,
-                         device=device, batch_size=batch_size, decoder=decoder, threshold=threshold)
+                         device=device, batch_size=batch_size, decoder=decoder, threshold=threshold, precision=precision, exact=exact)
     if scorer.trained_on_generated_footage():
         click.echo(generated_footage_warning(scorer), err=True)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from vad.pipeline.common import verbosity
+from vad.pipeline.common import scoring_network, verbosity
 
 
 @click.command(context_settings={"max_content_width": 150})
@@ -36,9 +36,10 @@ from vad.pipeline.common import verbosity
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Backbone weights file (as `vad score`).")
 @click.option("--allow-unverified-weights", is_flag=True, help="Accept backbone weights whose sha256 differs from the model file's.")
+@scoring_network
 @verbosity
 def watch(source, model_path, window, no_lookahead, threshold, min_snippets, cooldown, on_event, out, timeout, rtsp_transport, reconnect,
-          realtime, queue, no_correction, device, weights, allow_unverified_weights):
+          realtime, queue, no_correction, device, weights, allow_unverified_weights, precision, exact):
     """Score a live source as it plays: one JSON line per 16-frame snippet on stdout.
 
     SOURCE: rtsp://, http(s):// (MPEG-TS, HLS) or udp:// URL, a V4L2 camera (/dev/video0) or a file.
@@ -58,5 +59,5 @@ def watch(source, model_path, window, no_lookahead, threshold, min_snippets, coo
     summary = run(source, model_path, window=window, lookahead=not no_lookahead, threshold=threshold, min_snippets=min_snippets,
                   cooldown=cooldown, on_event=shlex.split(on_event) if on_event else None, out=out, timeout=timeout,
                   rtsp_transport=rtsp_transport, reconnect=reconnect, realtime=realtime, queue=queue, correction=not no_correction,
-                  device=device, weights=weights, allow_unverified_weights=allow_unverified_weights)
+                  device=device, weights=weights, allow_unverified_weights=allow_unverified_weights, precision=precision, exact=exact)
     click.echo(json.dumps({"summary": summary}), err=True)

@@ -30,6 +30,19 @@ def verbosity(command: Callable) -> Callable:
     return wrapper
 
 
+def scoring_network(command: Callable) -> Callable:
+    """--precision and --exact of the commands that score (`score`, `watch`): their curves need
+    not match released features bit for bit, so the backbone runs at the machine's best precision."""
+    command = click.option(
+        "--exact", is_flag=True,
+        help="Run the backbone exactly as its architecture is written, not its inference form (BatchNorm folded, "
+             "2-D convolutions of frames: the same features within 1e-5 of max|ref|, faster).")(command)
+    return click.option(
+        "--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
+        help="The backbone's precision. auto: fp16 on CUDA, bf16 on CPUs that multiply bf16 natively (AVX512-BF16, AMX), "
+             "else fp32; scores move by less than 0.01 against fp32. fp32 opts out.")(command)
+
+
 def progress_disabled() -> bool:
     """Progress bars go to stderr, and not at all with --quiet."""
     ctx = click.get_current_context(silent=True)

@@ -27,7 +27,7 @@ from vad import weights as weights_store
 from vad.errors import VadError
 from vad.extract.backbones import PROFILES, BackboneSpec, backbone_names, get_backbone
 from vad.extract.decode import open_video
-from vad.extract.engine import Engine, geometry_on_device, load_backbone, resolve_device
+from vad.extract.engine import Engine, geometry_on_device, load_backbone, resolve_device, resolve_precision
 from vad.extract.preprocess import CLIP_LEN, Geometry
 from vad.extract.snippets import SnippetPlan
 from vad.models.correction import correct_scores, video_level_score
@@ -57,6 +57,10 @@ class ScoreConfig:
     allow_unverified_weights: bool = False  # accept backbone weights other than those the model was trained with
     correction: bool = True  # docs/method.md (Score correction) score correction; False = raw detector scores
     device: str = "auto"  # auto = CUDA when present, else CPU
+    # the backbone's: auto = fp16 on CUDA, bf16 on CPUs with native bf16, else fp32 (engine.fastest_precision);
+    # scores move by less than 0.01 against fp32 (tests/test_score.py)
+    precision: str = "auto"
+    exact: bool = False  # the plain backbone instead of its inference form (engine.load_backbone)
     batch_size: int = 4  # snippets per backbone forward pass; each carries the model's crop count
     decoder: str = "auto"  # auto (decord, PyAV fallback) | decord | pyav
     threshold: float | None = None  # frames scoring above it form the abnormal intervals; None = no intervals
@@ -171,20 +175,22 @@ def check_weights(spec: BackboneSpec, feature: dict, config: ScoreConfig) -> Pat
 def load_scorer(config: ScoreConfig) -> Scorer:
     """Load the model and the backbone it needs; ScoreInputError/ModelFileError/WeightsError on a mismatch."""
     device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
     detector, payload = load_model(config.model, device)
     feature = payload.get("feature")
     if not isinstance(feature, dict):
         raise ModelFileError(f"{config.model}: no feature configuration in the model file (write models with `vad train`)")
     spec = feature_spec(feature, detector.config.feature_dim, Path(config.model))
     weights = check_weights(spec, feature, config)
-    backbone, _ = load_backbone(spec, weights, device, allow_unverified=config.allow_unverified_weights)
+    backbone, _ = load_backbone(spec, weights, device, allow_unverified=config.allow_unverified_weights, exact=config.exact)
     profile = feature.get("profile", "reference")
     geometry = Geometry(clip_len=CLIP_LEN, short_side=feature.get("short_side", 256), crop_size=feature.get("crop_size", 224))
     plan = SnippetPlan(crops=feature["crops"], jpeg_quality=spec.jpeg_quality(profile), decoder=config.decoder,
                        geometry=geometry, geometry_on_device=geometry_on_device("auto", device))
-    log.debug("model %s: %s features, %d crop(s), profile %s, device %s", config.model, spec.name, plan.crops, profile, device)
+    log.debug("model %s: %s features, %d crop(s), profile %s, device %s, precision %s, %s network", config.model, spec.name, plan.crops,
+              profile, device, precision, "exact" if config.exact else "fast")
     provenance = payload.get("provenance") if isinstance(payload.get("provenance"), dict) else {}
-    return Scorer(config, detector, feature, Engine(backbone, spec, plan, device, config.batch_size), provenance)
+    return Scorer(config, detector, feature, Engine(backbone, spec, plan, device, config.batch_size, precision), provenance)
 
 
 def generated_footage_warning(scorer: Scorer) -> str:
@@ -226,6 +232,8 @@ def as_json(result: Curve, scorer: Scorer) -> dict:
         "provenance": scorer.provenance,
         "backbone": scorer.spec.name,
         "crops": scorer.engine.plan.crops,
+        "precision": scorer.engine.precision,
+        "network": "exact" if config.exact else "fast",
         "correction": config.correction,
         "fps": result.fps,
         "n_frames": result.n_frames,

@@ -46,6 +46,8 @@ class WatchConfig:
     weights: Path | None = None
     allow_unverified_weights: bool = False
     device: str = "auto"
+    precision: str = "auto"  # the backbone's (ScoreConfig.precision)
+    exact: bool = False  # the plain backbone, not its inference form (ScoreConfig.exact)
     correction: bool = True  # the online correction: sqrt(raw * top-k mean of the window's raw scores)
     window: int = DEFAULT_WINDOW  # trailing snippets the detector (and the correction) sees; at least 3
     lookahead: bool = True  # wait one snippet for the convolution's right neighbour (offline-equal); False: pad with zeros
@@ -321,4 +323,4 @@ def _load(model, cfg: WatchConfig):
 
     path = Path(model) if model is not None else default_model_path()
     return load_scorer(ScoreConfig(model=path, weights=cfg.weights, allow_unverified_weights=cfg.allow_unverified_weights, device=cfg.device,
-                                   batch_size=1, decoder="pyav"))
+                                   batch_size=1, decoder="pyav", precision=cfg.precision, exact=cfg.exact))

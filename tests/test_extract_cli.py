@@ -27,13 +27,13 @@ def summary_of(result) -> dict:
 
 
 @pytest.mark.parametrize(
-    "profile,golden,resize_on",
-    [("reference", "clip40_feats.npy", "workers"), ("direct", "clip40_feats_nojpeg.npy", "workers"),
-     ("reference", "clip40_feats.npy", "device")],
+    "profile,golden,resize_on,network",
+    [("reference", "clip40_feats.npy", "workers", "fast"), ("direct", "clip40_feats_nojpeg.npy", "workers", "exact"),
+     ("reference", "clip40_feats.npy", "device", "fast")],
 )
-def test_clip40_reproduces_the_reference_extractor(tmp_path, r50_weights_path, profile, golden, resize_on):
+def test_clip40_reproduces_the_reference_extractor(tmp_path, r50_weights_path, profile, golden, resize_on, network):
     result = run_extract(GOLDEN_R50 / "clip40.mp4", "--cache", tmp_path / "c", "--weights", r50_weights_path, "--profile", profile,
-                         "--resize-on", resize_on, "--device", "cpu", "--batch-size", "3", "-q")
+                         "--resize-on", resize_on, "--device", "cpu", "--batch-size", "3", "-q", *(["--exact"] if network == "exact" else []))
     assert result.exit_code == 0, result.output
     cache = FeatureCache(tmp_path / "c")
     feats = cache.load("clip40")
@@ -42,6 +42,7 @@ def test_clip40_reproduces_the_reference_extractor(tmp_path, r50_weights_path, p
     assert np.abs(feats - ref).max() <= 1e-5 * np.abs(ref).max()
     meta = cache.meta("clip40")
     assert (meta["n_frames"], meta["n_snippets"], meta["fps"], meta["partial"]) == (40, 3, 25.0, False)
+    assert (meta["network"], meta["precision"]) == (network, "fp32")
     assert cache.config["profile"] == profile and cache.config["feature_dim"] == 2048
     summary = summary_of(result)
     assert summary["snippets"] == 3 and 0 < summary["startup_s"] < summary["seconds"]

@@ -36,6 +36,9 @@ class BackboneSpec:
     # class order of the released head is not known for certain.
     labels: Callable[[], list[str]] | None
     summary: str
+    # The inference form of a loaded eval-mode network (backbones/inference.py): the same outputs
+    # within the golden tolerance, computed faster. Extraction and scoring run it unless --exact.
+    fast: Callable[[nn.Module], nn.Module]
     geometry: Geometry = field(default_factory=Geometry)  # clip length, resize, crop
     # JPEG quality of the reference extractor's frame round trip (profile "reference"); None = no JPEG step.
     reference_jpeg_quality: int | None = None

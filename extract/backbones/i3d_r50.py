@@ -18,6 +18,7 @@ from torch import nn
 
 from vad.extract.backbones import BackboneSpec, register_backbone
 from vad.extract.backbones.i3d_r50_caffe2 import convert as convert_caffe2
+from vad.extract.backbones.inference import FoldedConv, channels_last
 from vad.extract.preprocess import normalise_caffe
 from vad.weights import WeightsEntry
 
@@ -214,6 +215,50 @@ def i3d_r50(*, num_classes: int = 400) -> I3DResNet:
     return i3d_resnet(stages=R50_STAGES, num_classes=num_classes)
 
 
+
+class FastResBlock(nn.Module):
+    """A bottleneck block with folded BatchNorms: relu(conv_c(conv_b(conv_a(x))) + shortcut(x))."""
+
+    def __init__(self, block: nn.Module):
+        super().__init__()
+        branch = block.branch2
+        self.conv_a = FoldedConv.of(branch.conv_a, branch.norm_a, relu=True)
+        self.conv_b = FoldedConv.of(branch.conv_b, branch.norm_b, relu=True)
+        self.conv_c = FoldedConv.of(branch.conv_c, branch.norm_c, relu=False)
+        self.shortcut = FoldedConv.of(block.branch1_conv, block.branch1_norm, relu=False) if block.branch1_conv is not None else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.shortcut is None else self.shortcut(x)
+        return torch.relu_(self.conv_c(self.conv_b(self.conv_a(x))).add_(shortcut))
+
+
+class FastI3DResNet(nn.Module):
+    """The inference form of an eval-mode I3DResNet (backbones/inference.py): the same features,
+    BatchNorm folded, the (1,3,3) and (1,1,1) convolutions as 2-D convolutions of channels-last frames."""
+
+    def __init__(self, model: I3DResNet):
+        super().__init__()
+        stem, *stages_and_pool, head = model.net.blocks
+        self.stem = FoldedConv.of(stem.conv, stem.norm, relu=True)
+        self.stem_pool = stem.pool
+        layers = []
+        for block in stages_and_pool:
+            if isinstance(block, nn.MaxPool3d):  # the time pool after layer1
+                layers.append(block)
+            else:
+                layers.append(nn.Sequential(*(FastResBlock(b) for b in block.res_blocks)))
+        self.layers = nn.Sequential(*layers)
+        self.head_pool = head.pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem_pool(self.stem(channels_last(x)))
+        return self.head_pool(self.layers(x)).flatten(1)
+
+
+def fast_form(model: I3DResNet) -> FastI3DResNet:
+    return FastI3DResNet(model.eval()).eval()
+
+
 WEIGHTS = WeightsEntry(
     name="i3d-r50",
     file="i3d_r50_kinetics.pth",
@@ -242,6 +287,7 @@ register_backbone(
         normalise=normalise_caffe,
         normalisation="i3d-r50: (v - 114.75) / 57.375 on 0..255 values, a true float32 division as the reference does.",
         labels=None,
+        fast=fast_form,
         summary="ResNet-50 I3D (pytorch-resnet3d I3Res50, Kinetics-400): the backbone of RTFM's and ARMS's released features",
         reference_jpeg_quality=95,
     )
