@@ -190,3 +190,25 @@ def test_auto_precision_is_the_fastest_native_one(monkeypatch):
     with pytest.raises(engine_module.ConfigError, match="--precision 'fp8'"):
         resolve_precision("fp8", torch.device("cpu"))
 
+
+
+class Recording(Doubler):
+    def __init__(self):
+        super().__init__()
+        self.shapes = []
+
+    def forward(self, x):
+        self.shapes.append(tuple(x.shape))
+        return super().forward(x)
+
+
+def test_a_cpu_engine_runs_one_clip_per_pass_with_the_batch_outputs_in_order():
+    model = Recording()
+    engine = Engine(model, get_backbone("i3d-r50"), SnippetPlan(crops=10), torch.device("cpu"), batch_size=2)
+    assert engine.clips_per_pass == 1
+    for index in range(2):  # snippet i, crop c filled with 10 i + c
+        engine.add(0, index, torch.stack([torch.full((16, 224, 224, 3), 10 * index + c, dtype=torch.uint8) for c in range(10)]))
+    out = engine.take(0)
+    assert model.shapes == [(1, 3, 16, 224, 224)] * 20
+    expected = 2 * (np.arange(20, dtype=np.float64).reshape(2, 10) - 114.75) / 57.375
+    np.testing.assert_allclose(out[:, :, 0], expected, rtol=1e-6)
