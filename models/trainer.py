@@ -368,8 +368,8 @@ def adam_implementation(device: torch.device) -> str:
     its update bit for bit, a little faster (D = 2048 detector, 2 AVX2 cores: 36.7 -> 32.4 ms per
     step); the CPU's fused kernel is faster still (10.5 ms) but rounds differently, and Adam blows
     that rounding up to whole lr-sized steps on the attention biases, whose gradients are at noise
-    level (the key bias gets none), so training would leave its old trajectory for 1% of a step's
-    time (bench/TRAINING.md)."""
+    level (the key bias gets none), so training would leave its old trajectory to save about 2% of
+    a step (bench/TRAINING.md)."""
     return "fused" if device.type == "cuda" else "foreach"
 
 
