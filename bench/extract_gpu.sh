@@ -8,8 +8,9 @@
 # Prints one JSON object on stdout (also OUT_DIR/summary.json); logs go to stderr and OUT_DIR.
 # What it measures (all on the first CUDA device):
 #   * conv GFLOP per clip of i3d-r50 and i3d-inception (bench/flops.py, from the module graph)
-#   * the network ceiling: clips/s and TFLOP/s per precision and memory layout against the
-#     GPU's dense peak (bench/network.py; PEAK_TFLOPS below, H100/H200 SXM datasheet figures)
+#   * the network ceiling: clips/s and TFLOP/s of the plain, the fast (inference) and the compiled
+#     fast form per precision against the GPU's dense peak (bench/network.py; PEAK_TFLOPS below,
+#     H100/H200 SXM datasheet figures); `vad extract --exact` and `--compile` against the default
 #   * `vad extract` end to end on generated H.264 videos (320x240 like UCF-Crime, 856x480 like
 #     ShanghaiTech): snippets/s for 1 and 10 crops per precision, a decode-worker sweep, the
 #     direct profile, resize/crop in the workers against on the GPU, and i3d-inception; GPU utilisation from nvidia-smi sampled every 200 ms
@@ -95,11 +96,12 @@ phase() {  # phase NAME COMMAND...: run it, record start/end (epoch seconds) aro
 
 # -- 3. analytic FLOPs, network ceiling, precision deviation --------------------------------
 phase flops timeout 60 "$PY" bench/flops.py >"$OUT_DIR/flops.json"
-phase network_r50 timeout 90 "$PY" bench/network.py --device cuda --backbone i3d-r50 --batch 8 --crops 10 \
-  --seconds 2 --peak-tflops "$PEAK_TFLOPS" >"$OUT_DIR/network_r50.json"
+# plain against fast (inference) form, and the compiled fast form (CUDA graphs), per precision
+phase network_r50 timeout 150 "$PY" bench/network.py --device cuda --backbones i3d-r50 --batch 8 --crops 10 \
+  --rounds 2 --seconds 2 --compile --peak-tflops "$PEAK_TFLOPS" >"$OUT_DIR/network_r50.json"
 phase precision timeout 90 "$PY" bench/precision.py --device cuda >"$OUT_DIR/precision.json"
-phase network_r50_nobench timeout 60 "$PY" bench/network.py --device cuda --backbone i3d-r50 --batch 8 --crops 10 \
-  --seconds 2 --precisions fp32,bf16 --layouts contiguous --no-cudnn-benchmark --peak-tflops "$PEAK_TFLOPS" >"$OUT_DIR/network_r50_nobench.json"
+phase network_r50_nobench timeout 60 "$PY" bench/network.py --device cuda --backbones i3d-r50 --batch 8 --crops 10 \
+  --rounds 1 --seconds 2 --precisions fp32,fp16 --no-cudnn-benchmark --peak-tflops "$PEAK_TFLOPS" >"$OUT_DIR/network_r50_nobench.json"
 phase precision_cudnnbench timeout 90 "$PY" -c "import runpy, torch; torch.backends.cudnn.benchmark = True; runpy.run_path('bench/precision.py', run_name='__main__')" \
   --device cuda >"$OUT_DIR/precision_cudnnbench.json"
 
@@ -160,6 +162,9 @@ for precision in bf16 fp32; do
     --precision "$precision"
 done
 run_extract r50_ucf_c10_fp16 "$VIDEOS/ucf" "${R50[@]}" --crops 10 --precision fp16
+# the inference form is the default above: the plain network, and the compiled fast form, for contrast
+run_extract r50_ucf_c10_fp16_exact "$VIDEOS/ucf" "${R50[@]}" --crops 10 --precision fp16 --exact
+run_extract r50_ucf_c10_fp16_compile "$VIDEOS/ucf" "${R50[@]}" --crops 10 --precision fp16 --compile
 run_extract r50_ucf_c1_bf16_direct "$VIDEOS/ucf" "${R50[@]}" --crops 1 --precision bf16 --profile direct
 # batch: the CUDA default is 64 clips per forward pass (6 snippets of 10 crops, 64 of 1); 8 snippets of 1 crop for contrast
 run_extract r50_ucf_c1_bf16_b8 "$VIDEOS/ucf" "${R50[@]}" --crops 1 --precision bf16 --batch-size 8
@@ -168,7 +173,9 @@ run_extract inception_ucf_c1_bf16 "$VIDEOS/ucf" --backbone i3d-inception "${INC_
 
 # -- 6. decode frames/s, the Inception network ceiling, ucf-preset training epochs ----------
 phase decode timeout 60 "$PY" bench/decode.py --repeats 3 "$VIDEOS/ucf/u00.mp4" "$VIDEOS/sh/s00.mp4" >"$OUT_DIR/decode.json"
-phase network_inception timeout 60 "$PY" bench/network.py --device cuda --backbone i3d-inception --batch 8 --crops 10 \
-  --seconds 2 --layouts contiguous --peak-tflops "$PEAK_TFLOPS" >"$OUT_DIR/network_inception.json"
+phase network_inception timeout 120 "$PY" bench/network.py --device cuda --backbones i3d-inception --batch 8 --crops 10 \
+  --rounds 2 --seconds 2 --compile --peak-tflops "$PEAK_TFLOPS" >"$OUT_DIR/network_inception.json"
+# scoring's default precision on a GPU is fp16: demo-clip scores against fp32 (skips where auto is fp32)
+phase score_precision timeout 120 "$PY" -m pytest -q -x tests/test_demo.py -k precision >"$OUT_DIR/score_precision.txt" 2>&1
 phase train_ucf timeout 120 "$PY" bench/train_ucf.py --device cuda --epochs 2 >"$OUT_DIR/train_ucf.json"
 log "done"  # the EXIT trap stops the sampler and writes OUT_DIR/summary.json

@@ -7,8 +7,10 @@ training. i3d-r50 uses the golden generator's weights (no download; speed does n
 weight values); i3d-inception uses the real weights (`vad weights fetch i3d-inception`) and is
 skipped, saying so, when they are missing. A one-snippet clip measures the fixed start-up cost
 (imports, building and loading the backbone), reported apart from the per-minute figure.
+Each backbone runs twice: `--exact` (the plain network, as before the inference form) and the
+default fast form, both at `--precision` (default auto: what `vad score` picks on this machine).
 
-    python bench/score.py [--seconds 20] [--device cpu] [--backbones i3d-r50,i3d-inception]
+    python bench/score.py [--seconds 20] [--device cpu] [--backbones i3d-r50,i3d-inception] [--precision auto]
 """
 from __future__ import annotations
 
@@ -79,6 +81,8 @@ def main() -> None:
     parser.add_argument("--backbones", default="i3d-r50,i3d-inception")
     parser.add_argument("--profile", default="reference", choices=["reference", "direct"], help="feature profile recorded in the model")
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    parser.add_argument("--forms", default="exact,fast", help="exact (--exact), fast (the default inference form)")
     args = parser.parse_args()
     vad = str(Path(sys.executable).with_name("vad"))
     n_frames = int(round(args.seconds * FPS))
@@ -93,26 +97,32 @@ def main() -> None:
                 results.append({"backbone": backbone, "skipped": origin})
                 continue
             model = make_model(tmp / f"{backbone}.pt", backbone, weights, args.profile)
-            command = [vad, "score", "--model", str(model), "--weights", str(weights), "--device", args.device,
-                       "--batch-size", str(args.batch_size), "-q"]
-            startup, startup_cpu, _ = run([*command, str(short)])
-            wall, cpu, peak = run([*command, str(clip)])
-            minutes = n_frames / FPS / 60
-            results.append({
-                "backbone": backbone, "weights": origin, "crops": 1, "profile": args.profile,
-                "video_s": round(n_frames / FPS, 2), "snippets": -(-n_frames // 16), "wall_s": round(wall, 2),
-                "s_per_min_video": round(wall / minutes, 2),
-                "startup_s": round(startup, 2),  # one-snippet clip: imports + backbone load + one snippet
-                "s_per_min_video_excl_startup": round((wall - startup) / minutes, 2),
-                "cpu_s_per_min_video": round(cpu / minutes, 2),
-                "cpu_s_per_min_video_excl_startup": round((cpu - startup_cpu) / minutes, 2),
-                "peak_rss_mib": peak,
-            })
+            for form in args.forms.split(","):
+                command = [vad, "score", "--model", str(model), "--weights", str(weights), "--device", args.device,
+                           "--batch-size", str(args.batch_size), "--precision", args.precision, "-q", *(["--exact"] if form == "exact" else [])]
+                results.append(measure(command, short, clip, n_frames) | {"backbone": backbone, "network": form, "weights": origin,
+                                                                          "crops": 1, "profile": args.profile, "precision": args.precision})
     import torch
 
     print(json.dumps({"bench": "score", "device": args.device, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                       "load_average_1min_at_end": round(os.getloadavg()[0], 2),
                       "frame_size": "320x240", "fps": FPS, "results": results}, indent=1))
+
+
+def measure(command: list[str], short: Path, clip: Path, n_frames: int) -> dict:
+    """Seconds per minute of video of one `vad score` command line, start-up apart."""
+    startup, startup_cpu, _ = run([*command, str(short)])
+    wall, cpu, peak = run([*command, str(clip)])
+    minutes = n_frames / FPS / 60
+    return {
+        "video_s": round(n_frames / FPS, 2), "snippets": -(-n_frames // 16), "wall_s": round(wall, 2),
+        "s_per_min_video": round(wall / minutes, 2),
+        "startup_s": round(startup, 2),  # one-snippet clip: imports + backbone load + one snippet
+        "s_per_min_video_excl_startup": round((wall - startup) / minutes, 2),
+        "cpu_s_per_min_video": round(cpu / minutes, 2),
+        "cpu_s_per_min_video_excl_startup": round((cpu - startup_cpu) / minutes, 2),
+        "peak_rss_mib": peak,
+    }
 
 
 if __name__ == "__main__":

@@ -5,14 +5,28 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
+import pytest
+import torch
 from click.testing import CliRunner
 
+from vad.extract.engine import fastest_precision
 from vad.pipeline.cli import main
 
 
-def test_quick_demo_runs_every_step(tmp_path, inception_weights_path, monkeypatch):
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, inception_weights_path):
+    """(the `vad demo --quick` output folder, its CLI result), run once with its own weights folder."""
+    tmp_path = tmp_path_factory.mktemp("demo")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VAD_WEIGHTS_DIR", str(tmp_path / "weights"))
+        result = CliRunner().invoke(main, ["demo", "--quick", "--out", str(tmp_path / "demo"), "--device", "cpu", "-q"])
+        yield tmp_path, result
+
+
+def test_quick_demo_runs_every_step(demo, monkeypatch):
+    tmp_path, result = demo
     monkeypatch.setenv("VAD_WEIGHTS_DIR", str(tmp_path / "weights"))
-    result = CliRunner().invoke(main, ["demo", "--quick", "--out", str(tmp_path / "demo"), "--device", "cpu", "-q"])
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "demo/summary.json").read_text())
     assert 0.0 <= summary["auc"] <= 1.0 and summary["test_videos"] == 4
@@ -44,3 +58,25 @@ def test_quick_demo_runs_every_step(tmp_path, inception_weights_path, monkeypatc
     provenance = json.loads(scored.stdout)["provenance"]
     assert provenance["generated_footage"] is True and provenance["train_videos"] == {"normal": 3, "abnormal": 3, "total": 6}
     assert provenance["backbone"] == "i3d-inception" and provenance["command"].startswith("vad demo")
+
+
+def test_demo_clip_scores_at_the_default_precision_stay_within_0_01_of_fp32(demo):
+    """`vad score` runs fp16 on CUDA and bf16 on CPUs with native bf16; on others auto is fp32
+    (emulated bf16 takes about two minutes per clip there), and nothing differs to check."""
+    tmp_path, result = demo
+    assert result.exit_code == 0, result.output
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    auto = fastest_precision(device)
+    if auto == "fp32":
+        pytest.skip(f"the default precision on this {device.type} is fp32 (no native bf16 or fp16)")
+    summary = json.loads((tmp_path / "demo/summary.json").read_text())
+    video = tmp_path / "demo/data/test/videos" / f"{summary['scored'][0]['video']}.mp4"
+    scores = {}
+    for precision in ("fp32", "auto"):
+        scored = CliRunner().invoke(main, ["score", str(video), "--model", str(tmp_path / "demo/run/model.pt"), "--format", "json",
+                                           "--device", device.type, "--precision", precision, "-q"])
+        assert scored.exit_code == 0, scored.output
+        out = json.loads(scored.stdout)
+        assert out["precision"] == (auto if precision == "auto" else "fp32")
+        scores[precision] = np.array(out["snippet_scores"])
+    assert np.abs(scores["auto"] - scores["fp32"]).max() <= 0.01

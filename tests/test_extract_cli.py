@@ -153,5 +153,6 @@ def test_bikes_reproduces_the_original_inception_pipeline(tmp_path, inception_we
     feats = FeatureCache(tmp_path / "c").load("bikes")
     ref = np.load(GOLDEN_INC / "pipeline-bikes/bikes_feats.npy")
     assert feats.shape == ref.shape == (16, 10, 1024)
-    assert np.abs(feats - ref).max() <= 1e-4 * np.abs(ref).max()
+    # the inference form (the default): 2.8e-6 of max|ref| on cpu2, the plain network (--exact) 2.6e-6
+    assert np.abs(feats - ref).max() <= 1e-5 * np.abs(ref).max()
     assert FeatureCache(tmp_path / "c").config["feature_dim"] == 1024
