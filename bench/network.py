@@ -26,8 +26,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from vad.extract.backbones import get_backbone  # noqa: E402
-from vad.extract.engine import PRECISIONS, Compiled, configure_backends, native_bf16  # noqa: E402
+from vad.extract.engine import PRECISIONS, Compiled, configure_backends  # noqa: E402
 from vad.extract.preprocess import to_network_layout  # noqa: E402
+from vad.hardware import native_bf16  # noqa: E402
 
 from flops import backbone_gmacs  # noqa: E402
 

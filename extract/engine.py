@@ -27,6 +27,7 @@ from vad.errors import ConfigError
 from vad.extract.backbones import BackboneSpec
 from vad.extract.preprocess import finish_snippet, to_network_layout
 from vad.extract.snippets import SnippetPlan, VideoSummary, iter_snippets
+from vad.hardware import native_bf16
 from vad.progress import progress_bar
 
 log = logging.getLogger("vad")
@@ -153,11 +154,6 @@ def load_backbone(spec: BackboneSpec, weights: Path | None, device: torch.device
     digest = weights_store.load_weights(model, spec.weights, path, allow_unverified=allow_unverified)
     model = model.eval() if exact else spec.fast(model.eval())
     return model.to(device), digest
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether the CPU multiplies bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 is emulated, slower than fp32."""
-    return device.type == "cpu" and torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def fastest_precision(device: torch.device) -> str:

@@ -21,6 +21,7 @@ import torch
 
 from vad.errors import ConfigError, VadError
 from vad.extract.cache import FeatureCache
+from vad.hardware import native_bf16
 from vad.models.detector import INITS, ARMSDetector, DetectorConfig
 from vad.models.inference import score_bags
 from vad.models.losses import LOSSES, phase_loss
@@ -343,15 +344,6 @@ def bag_scores(model: ARMSDetector, bags: torch.Tensor, crop_bags: str) -> torch
     # and binary_cross_entropy refuses autocast.
     scores = model(bags.flatten(0, 1)).float()
     return scores.view(b, c, -1).mean(dim=1) if crop_bags == "mean" else scores
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether `device` does bf16 matrix work in hardware: a CUDA GPU that supports it, or a CPU
-    with AMX tiles. mkldnn's own bf16 check also passes on plain AVX-512, where oneDNN emulates
-    bf16 and gains little; on AVX2 alone bf16 is emulated and slower than fp32."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and torch.cpu._is_amx_tile_supported()
 
 
 def training_precision(config: TrainConfig, device: torch.device) -> str:

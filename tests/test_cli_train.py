@@ -219,6 +219,6 @@ def test_precision_flag_is_documented_and_recorded(world, run):
     out, _ = run
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config"]["precision"] == "auto"
-    from vad.models.trainer import native_bf16
+    from vad.hardware import native_bf16
 
     assert [it["precision"] for it in metrics["iterations"]] == ["bf16" if native_bf16(torch.device("cpu")) else "fp32"] * 3

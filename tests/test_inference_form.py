@@ -7,6 +7,7 @@ End to end (the clip40 and bikes pipelines of test_extract_cli.py) the fast form
 from __future__ import annotations
 
 import logging
+import shutil
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from vad.extract import engine as engine_module
 from vad.extract.backbones import get_backbone
 from vad.extract.backbones.i3d_r50 import i3d_r50
 from vad.extract.backbones.inception_i3d import FastMaxPool3dSame, MaxPool3dSame, build_inception_i3d
-from vad.extract.backbones.inference import FoldedConv, clip, fold_batchnorm, frames
+from vad.extract.backbones.inference import FoldedConv, channels_last, clip, fold_batchnorm, frames
 from vad.extract.engine import Compiled, Engine, fastest_precision, resolve_precision
 from vad.extract.snippets import SnippetPlan
 from vad.weights import load_state_dict_file, load_weights
@@ -158,6 +159,22 @@ def test_compile_falls_back_to_eager_with_one_warning(monkeypatch, caplog):
     assert model.failed == "InductorError: no C++ compiler found"
     assert [r.getMessage() for r in caplog.records].count(
         "warning: torch.compile failed (InductorError: no C++ compiler found); running the network uncompiled") == 1
+
+
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="inductor needs a C++ compiler on a CPU")
+def test_the_inference_form_really_compiles():
+    """A small network of the form's modules through torch.compile (about 10 s): compiling must
+    not fall back, e.g. on the direct oneDNN call, which fake tensors cannot enter."""
+    torch.manual_seed(0)
+    net = nn.Sequential(FoldedConv.of(nn.Conv3d(3, 4, 3, padding=1), random_bn(4, 5), relu=True),
+                        FoldedConv.of(nn.Conv3d(4, 4, 1), random_bn(4, 6), relu=False))
+    x = channels_last(torch.randn(1, 3, 4, 8, 8))
+    compiled = Compiled(net, torch.device("cpu"))
+    with torch.inference_mode():
+        out = compiled(x)
+        expected = net(x)
+    assert compiled.failed is None
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
 
 
 def test_compiled_engine_pads_every_batch_to_one_shape(monkeypatch):

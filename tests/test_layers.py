@@ -2,7 +2,7 @@
 
 Read from the source (every `import`, at module top or inside a function), not from what a
 run happens to load. Layers, bottom to top (vad/__init__.py says the same):
-  vad.errors, vad.files, vad.claims, vad.registry, vad.progress  < vad.weights, vad.synth
+  vad.errors, vad.files, vad.claims, vad.registry, vad.progress, vad.hardware  < vad.weights, vad.synth
   < vad.extract (its backbones included) < vad.models < vad.pipeline < the `vad` facade (vad/__init__.py).
 """
 from __future__ import annotations

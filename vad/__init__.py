@@ -12,7 +12,7 @@ none of torch, the backbones or the trainer until one of them is called. `vad.ex
 the extraction package (vad.extract.cache, vad.extract.engine...): called, it runs extraction.
 
 Layers, bottom to top; a module imports only from its own layer or those below:
-  vad.errors, vad.files, vad.claims, vad.registry, vad.progress   the neutral bottom
+  vad.errors, vad.files, vad.claims, vad.registry, vad.progress, vad.hardware   the neutral bottom
   vad.weights                                                     weights files: resolve, verify, fetch
   vad.synth                                                       generated footage (fixtures, the demo)
   vad.extract (vad.extract.backbones inside)                      video -> snippets -> features

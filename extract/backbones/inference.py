@@ -55,8 +55,11 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
 
 
 def onednn_float32(x: torch.Tensor) -> bool:
-    """Whether oneDNN can run a float32 convolution of `x` as it is (CPU, no autocast to cast it first)."""
-    return x.device.type == "cpu" and x.dtype == torch.float32 and torch.backends.mkldnn.is_available() and not torch.is_autocast_enabled("cpu")
+    """Whether to call oneDNN's float32 convolution on `x` directly: on a CPU, with no autocast to
+    cast it first, and not while torch.compile traces (its fake tensors cannot enter oneDNN; inductor
+    chooses its own kernels)."""
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and torch.backends.mkldnn.is_available()
+            and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling())
 
 
 class FoldedConv(nn.Module):
