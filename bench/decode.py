@@ -108,6 +108,12 @@ def make_clip(clip: Clip, folder: Path, n_frames: int, fps: int = 25) -> Path:
     return path
 
 
+def make_h264(path: Path, width: int, height: int, n_frames: int = 300, fps: int = 25) -> Path:
+    """A textured moving scene as yuv420p H.264 (crf 23) at `path`: the clip the other benches score and extract."""
+    clip = Clip(path.name, "libx264", "h264", width, height, "texture", options={"crf": "23", "preset": "veryfast"})
+    return make_clip(clip, path.parent, n_frames, fps)
+
+
 def run_vad(path: Path, decoder: str) -> float:
     """Seconds to decode every frame to RGB through vad's decoder; pyav_serial: its decode-ahead thread off."""
     ahead = vad_decode.DECODE_AHEAD

@@ -20,14 +20,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from decode import make_clip  # noqa: E402
+from decode import make_h264  # noqa: E402
 
 
 def make_clips(folder: Path, n: int, frames: int) -> Path:
     """`n` generated 320x240 H.264 clips of `frames` frames each in `folder` (created)."""
     folder.mkdir(parents=True)
     for i in range(n):
-        make_clip(folder / f"clip{i}.mp4", 320, 240, n_frames=frames)
+        make_h264(folder / f"clip{i}.mp4", 320, 240, n_frames=frames)
     return folder
 
 

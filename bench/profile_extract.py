@@ -32,7 +32,7 @@ from vad.extract.preprocess import jpeg_roundtrip, resize_frame, snippet_crops, 
 from vad.extract.resize_torch import resize_like_pillow  # noqa: E402
 from vad.extract.runner import ExtractConfig, extract  # noqa: E402
 
-from decode import make_clip  # noqa: E402
+from decode import make_h264  # noqa: E402
 
 
 def timed(fn, repeats: int = 2) -> tuple[float, object]:
@@ -118,7 +118,7 @@ def main() -> None:
         tmp = Path(tmp)
         videos = tmp / "videos"
         videos.mkdir()
-        clip = make_clip(videos / "clip.mp4", args.width, args.height, n_frames=args.frames)
+        clip = make_h264(videos / "clip.mp4", args.width, args.height, n_frames=args.frames)
         weights = write_weights(tmp / "r50.pth")
         result = {"bench": "profile_extract", "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                   "video": f"{args.width}x{args.height} H.264, {args.frames} frames", "profile": "reference (JPEG q95)",

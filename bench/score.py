@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from decode import make_clip  # noqa: E402
+from decode import make_h264  # noqa: E402
 
 FPS = 25
 
@@ -89,8 +89,8 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        clip = make_clip(tmp / "clip.mp4", 320, 240, n_frames=n_frames, fps=FPS)
-        short = make_clip(tmp / "short.mp4", 320, 240, n_frames=16, fps=FPS)
+        clip = make_h264(tmp / "clip.mp4", 320, 240, n_frames=n_frames, fps=FPS)
+        short = make_h264(tmp / "short.mp4", 320, 240, n_frames=16, fps=FPS)
         for backbone in args.backbones.split(","):
             weights, origin = backbone_weights(backbone, tmp)
             if weights is None:

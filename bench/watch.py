@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from score import backbone_weights, make_model  # noqa: E402
 
-from decode import make_clip  # noqa: E402
+from decode import make_h264  # noqa: E402
 
 
 def run(clip: Path, scorer, **config) -> tuple[list[dict], float]:
@@ -119,12 +119,12 @@ def main() -> None:
                 continue
             model = make_model(tmp / f"{backbone}.pt", backbone, weights, "reference")
             scorer = load_scorer(ScoreConfig(model=model, weights=weights, device=args.device, batch_size=1, decoder="pyav"))
-            fast = make_clip(tmp / "fast.mp4", 320, 240, n_frames=16 * args.snippets, fps=25)
+            fast = make_h264(tmp / "fast.mp4", 320, 240, n_frames=16 * args.snippets, fps=25)
             rows, wall = run(fast, scorer, window=args.window)
             per_snippet = wall / len(rows)
             max_fps = 16 / per_snippet
             paced_fps = max(1, int(max_fps * 0.7))
-            paced = make_clip(tmp / "paced.mp4", 320, 240, n_frames=16 * args.snippets, fps=paced_fps)
+            paced = make_h264(tmp / "paced.mp4", 320, 240, n_frames=16 * args.snippets, fps=paced_fps)
             with_lookahead, _ = run(paced, scorer, window=args.window, realtime=True)
             without, _ = run(paced, scorer, window=args.window, realtime=True, lookahead=False)
             results.append({"backbone": backbone, "weights": origin, "crops": 1, "window": args.window,
