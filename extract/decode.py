@@ -228,10 +228,11 @@ _END = object()  # the decode thread's last item: the stream ended
 
 
 def decode_ahead(frames: Iterator, depth: int) -> Iterator:
-    """`frames`, pulled in a helper thread up to `depth` ahead: PyAV releases the GIL while it
-    demuxes and decodes, so one core decodes the next frame while this one converts the last.
+    """`frames` (decoded frames, or whole snippets: Engine.video), pulled in a helper thread up to
+    `depth` ahead. PyAV releases the GIL while it demuxes and decodes, as Pillow does while it
+    resizes, so one core makes the next item while this one uses the last.
 
-    Same frames, same order; an exception of the source is raised here after the frames before it.
+    Same items, same order; an exception of the source is raised here after the items before it.
     Closing this generator early stops the thread and waits for it, so the container can be closed.
     """
     ready: queue.Queue = queue.Queue(depth)

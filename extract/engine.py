@@ -12,8 +12,6 @@ pass but the last is full: one shape, and no half-empty passes.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ import torch
 from vad import weights as weights_store
 from vad.errors import ConfigError
 from vad.extract.backbones import BackboneSpec
+from vad.extract.decode import decode_ahead
 from vad.extract.preprocess import finish_snippet, to_network_layout
 from vad.extract.snippets import SnippetPlan, VideoSummary, iter_snippets
 from vad.hardware import native_bf16
@@ -156,6 +155,11 @@ def load_backbone(spec: BackboneSpec, weights: Path | None, device: torch.device
     return model.to(device), digest
 
 
+def network_form(exact: bool) -> str:
+    """How a cache entry and a score file name the network that made them (load_backbone's `exact`)."""
+    return "exact" if exact else "fast"
+
+
 def fastest_precision(device: torch.device) -> str:
     """The precision of `--precision auto` where exactness against released features does not
     matter (scoring): fp16 on CUDA, bf16 on CPUs that multiply it natively, else fp32."""
@@ -268,7 +272,7 @@ class Engine:
         summary = VideoSummary()
         snippets = iter_snippets(path, self.plan, summary)
         if read_ahead:
-            snippets = prefetch(snippets, read_ahead)
+            snippets = decode_ahead(snippets, read_ahead)
         with progress_bar(desc=path.name, unit="snippet", disable=not progress) as bar:
             for index, snippet in enumerate(snippets):
                 bar.update(self.add(0, index, snippet))
@@ -339,43 +343,3 @@ class Engine:
     def drop(self, video: int) -> None:
         self.pending = [p for p in self.pending if p[0] != video]
         self.outputs.pop(video, None)
-
-
-def prefetch(iterator: Iterator, depth: int = 4) -> Iterator:
-    """Run `iterator` in a background thread, `depth` items ahead.
-
-    Decoding (PyAV), JPEG and resizing (Pillow) release the GIL, so the next snippets are made
-    while the network runs on the current batch: overlap without worker processes.
-    """
-    items: queue.Queue = queue.Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
-
-    def produce():
-        try:
-            for item in iterator:
-                while not stop.is_set():
-                    try:
-                        items.put(("item", item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            items.put(("end", done))
-        except BaseException as exc:  # handed to the consumer, raised there
-            items.put(("error", exc))
-
-    thread = threading.Thread(target=produce, daemon=True)
-    thread.start()
-    try:
-        while True:
-            kind, value = items.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
-        thread.join(timeout=5)

@@ -30,6 +30,7 @@ from vad.extract.engine import (
     Through,
     geometry_on_device,
     load_backbone,
+    network_form,
     resolve_device,
     video_events,
 )
@@ -281,7 +282,7 @@ def write_entry(cache: FeatureCache, item: VideoItem, finished: Finished, spec: 
                 report: ExtractReport, **extra) -> None:
     """Write one finished video's entry into the cache and the report; a write error stops the run."""
     meta = {**finished.meta, **source_stat(item.path), "backbone": spec.name, "crops": config.crops, "profile": config.profile,
-            "network": "exact" if config.exact else "fast", "precision": config.precision, **extra}
+            "network": network_form(config.exact), "precision": config.precision, **extra}
     try:
         cache.write(item.video_id, finished.features, meta)
     except OSError as exc:  # disk full, quota, permissions: every later video would fail too

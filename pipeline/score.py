@@ -27,7 +27,7 @@ from vad import weights as weights_store
 from vad.errors import VadError
 from vad.extract.backbones import PROFILES, BackboneSpec, backbone_names, get_backbone
 from vad.extract.decode import open_video
-from vad.extract.engine import Engine, geometry_on_device, load_backbone, resolve_device, resolve_precision
+from vad.extract.engine import Engine, geometry_on_device, load_backbone, network_form, resolve_device, resolve_precision
 from vad.extract.preprocess import CLIP_LEN, Geometry
 from vad.extract.snippets import SnippetPlan
 from vad.models.correction import correct_scores, video_level_score
@@ -58,7 +58,7 @@ class ScoreConfig:
     correction: bool = True  # docs/method.md (Score correction) score correction; False = raw detector scores
     device: str = "auto"  # auto = CUDA when present, else CPU
     # the backbone's: auto = fp16 on CUDA, bf16 on CPUs with native bf16, else fp32 (engine.fastest_precision);
-    # scores move by less than 0.01 against fp32 (tests/test_score.py)
+    # demo-clip scores move by at most 0.01 against fp32 (tests/test_demo.py)
     precision: str = "auto"
     exact: bool = False  # the plain backbone instead of its inference form (engine.load_backbone)
     batch_size: int = 4  # snippets per backbone forward pass; each carries the model's crop count
@@ -188,7 +188,7 @@ def load_scorer(config: ScoreConfig) -> Scorer:
     plan = SnippetPlan(crops=feature["crops"], jpeg_quality=spec.jpeg_quality(profile), decoder=config.decoder,
                        geometry=geometry, geometry_on_device=geometry_on_device("auto", device))
     log.debug("model %s: %s features, %d crop(s), profile %s, device %s, precision %s, %s network", config.model, spec.name, plan.crops,
-              profile, device, precision, "exact" if config.exact else "fast")
+              profile, device, precision, network_form(config.exact))
     provenance = payload.get("provenance") if isinstance(payload.get("provenance"), dict) else {}
     return Scorer(config, detector, feature, Engine(backbone, spec, plan, device, config.batch_size, precision), provenance)
 
@@ -233,7 +233,7 @@ def as_json(result: Curve, scorer: Scorer) -> dict:
         "backbone": scorer.spec.name,
         "crops": scorer.engine.plan.crops,
         "precision": scorer.engine.precision,
-        "network": "exact" if config.exact else "fast",
+        "network": network_form(config.exact),
         "correction": config.correction,
         "fps": result.fps,
         "n_frames": result.n_frames,

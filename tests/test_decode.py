@@ -157,7 +157,7 @@ def test_threaded_decoding_keeps_every_frame_in_order(tmp_path, codec, pix_fmt, 
     assert error.argmin(axis=1).tolist() == list(range(40))
 
 
-def test_decode_ahead_raises_the_error_after_the_frames_before_it():
+def test_decode_ahead_keeps_order_and_raises_the_error_after_the_items_before_it():
     def source():
         yield from range(3)
         raise ValueError("corrupt packet")
@@ -167,6 +167,7 @@ def test_decode_ahead_raises_the_error_after_the_frames_before_it():
         for item in decode_ahead(source(), depth=2):
             got.append(item)
     assert got == [0, 1, 2]
+    assert list(decode_ahead(iter(range(5)), depth=4)) == [0, 1, 2, 3, 4]  # a source that ends: every item, then the end
 
 
 def test_decode_ahead_closed_early_stops_its_thread():

@@ -1,11 +1,10 @@
-"""Throughput plumbing: default decode workers, the prefetch thread of Ray actors, decoder choice, GPU bench scripts."""
+"""Throughput plumbing: default decode workers, decoder choice, GPU bench scripts (the read-ahead thread: test_decode.py)."""
 from __future__ import annotations
 
 import json
 from datetime import datetime
 
 import numpy as np
-import pytest
 import torch
 
 from vad.extract import engine, runner
@@ -23,19 +22,6 @@ def test_default_workers_cpu_none_gpu_all_cores_but_one(monkeypatch):
     assert runner.default_workers(torch.device("cuda"), 100) == runner.MAX_WORKERS
     monkeypatch.setattr(runner.os, "cpu_count", lambda: 1)
     assert runner.default_workers(torch.device("cuda"), 100) == 1
-
-
-def test_prefetch_keeps_order_and_raises_the_producers_error():
-    def items():
-        yield from range(10)
-        raise RuntimeError("decoder broke")
-
-    seen = []
-    with pytest.raises(RuntimeError, match="decoder broke"):
-        for value in engine.prefetch(items(), depth=2):
-            seen.append(value)
-    assert seen == list(range(10))
-    assert list(engine.prefetch(iter(range(5)))) == [0, 1, 2, 3, 4]
 
 
 def test_auto_decodes_with_pyav_and_the_same_pixels(tmp_path):

@@ -215,7 +215,6 @@ def i3d_r50(*, num_classes: int = 400) -> I3DResNet:
     return i3d_resnet(stages=R50_STAGES, num_classes=num_classes)
 
 
-
 class FastResBlock(nn.Module):
     """A bottleneck block with folded BatchNorms: relu(conv_c(conv_b(conv_a(x))) + shortcut(x))."""
 

@@ -196,7 +196,6 @@ class InceptionI3d(nn.Module):
         return self.head(self.mixed_5c(x))
 
 
-
 class FastUnit3D(nn.Module):
     """The inference form of a Unit3D: BatchNorm folded, 1x1x1 kernels as 2-D convolutions of the frames.
 
