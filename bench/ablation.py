@@ -58,6 +58,9 @@ RUNS: dict[str, dict] = {
     "ms-conv": {"schedule": "traditional", "loss": "ms-top1", "detector": {"attention": False}},
     "arms-cap": {"phases": ("bst", "ham", "as"), "lambda_max": 0.5},
     "arms-each": {"phases": ("bst", "ham", "as"), "crop_bags": "each"},
+    # bf16 autocast twins of the default runs (BenchConfig.precision is every other run's)
+    "arms-bf16": {"phases": ("bst", "ham", "as"), "precision": "bf16"},
+    "ms-bf16": {"schedule": "traditional", "loss": "ms-top1", "precision": "bf16"},
 }
 DEFAULT_RUNS = ("ms", "ar", "bst-as", "arms")
 # Paired comparisons (same world, same seed): (better-hoped run, reference run, what it tests).
@@ -67,6 +70,8 @@ PAIRS = (
     ("ms", "ms-conv", "gated paper detector vs no attention (MS-MIL)"),
     ("arms-cap", "arms", "lambda_max 0.5 vs none (ARMS, gated)"),
     ("arms", "arms-each", "crops averaged before the loss vs one bag per crop (ARMS)"),
+    ("arms-bf16", "arms", "bf16 vs fp32 training (ARMS)"),
+    ("ms-bf16", "ms", "bf16 vs fp32 training (MS-MIL)"),
 )
 PREFIX_RUN = {"phases": ("bst", "ham")}  # BST+HAM on its own, only for --check-prefix
 
@@ -110,6 +115,7 @@ class BenchConfig:
     crops: int = 1  # crops per snippet of the generated worlds
     init: str = "xavier"  # detector initialisation of every run (xavier or torch)
     batch_videos: int = 30
+    precision: str = "fp32"  # training arithmetic of every run that does not set its own (fp32, bf16 or auto)
     device: str = "cpu"
     threads: int = 1
 
@@ -225,7 +231,7 @@ def run_one(world: str, seed: int, bench: BenchConfig, work: str, runs: tuple[st
         run = RUNS.get(name, PREFIX_RUN)
         settings = dict(epochs=bench.epochs, min_steps=bench.min_steps, iterations=bench.iterations, lr=bench.lr,
                         lambda_small=bench.lambda_small, lambda_large=bench.lambda_large, lambda_max=bench.lambda_max,
-                        batch_videos=bench.batch_videos, seed=seed, device=bench.device)
+                        batch_videos=bench.batch_videos, seed=seed, device=bench.device, precision=bench.precision)
         detector = {"dropout": bench.dropout, "hidden_dim": bench.hidden_dim, "init": bench.init, **run.get("detector", {})}
         config = make_config(None, **{**settings, **run, "detector": detector})
         train(config, data, on_iteration=on_iteration, progress=False, train_gt=train_gt)
@@ -321,11 +327,18 @@ def paired_table(results: list[dict], world_names: list[str]) -> str:
     return "\n".join(lines)
 
 
+def cpu_line() -> str:
+    from vad.hardware import cpu_description
+
+    cpu = cpu_description()
+    return f"{cpu['cpu']} ({' '.join(cpu['cpu_flags'])})"
+
+
 def report(results: list[dict], bench: BenchConfig, world_names: list[str], seeds: list[int], wall_s: float) -> str:
     cpu = sum(run["cpu_s"] for r in results for run in r["runs"].values())
     parts = [
         f"Settings: {json.dumps(dataclasses.asdict(bench))}; worlds {','.join(world_names)}; seeds {','.join(map(str, seeds))}; "
-        f"training CPU time {cpu:.0f} s (process time summed over runs), wall {wall_s:.0f} s.",
+        f"training CPU time {cpu:.0f} s (process time summed over runs), wall {wall_s:.0f} s. CPU: {cpu_line()}.",
         "Final iteration of each variant, mean ± std over seeds. AUC, AUC_A, AP_A, spread and false alarms are the keys of "
         "`vad eval --json` (score correction on, its default); AUC raw without it. AUC_A / AP_A: frames of abnormal test videos only. "
         "spread: mean within-video std of abnormal videos' frame scores. false alarms: share of normal videos' frames above 0.5. "
@@ -368,6 +381,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--crops", type=int, default=BenchConfig.crops, help="crops per snippet of the worlds (default: %(default)s)")
     parser.add_argument("--init", choices=("xavier", "torch"), default=BenchConfig.init, help="detector initialisation (default: %(default)s)")
     parser.add_argument("--dropout", type=float, default=None, help="detector dropout (default: the trainer's)")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "auto"), default=BenchConfig.precision,
+                        help="training arithmetic of the runs that do not set their own (default: %(default)s)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per job (default: 1)")
     parser.add_argument("--jobs", type=int, default=1, help="(world, seed) pairs trained in parallel processes (default: 1)")
@@ -379,7 +394,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     bench = BenchConfig(epochs=args.epochs, iterations=args.iterations, lr=args.lr, lambda_small=args.lambda_small,
                         lambda_large=args.lambda_large, lambda_max=args.lambda_max, hidden_dim=args.hidden_dim, min_steps=args.min_steps,
-                        crops=args.crops, init=args.init, dropout=args.dropout, device=args.device, threads=args.threads)
+                        crops=args.crops, init=args.init, dropout=args.dropout, precision=args.precision, device=args.device,
+                        threads=args.threads)
     world_names = [w for w in args.worlds.split(",") if w]
     seeds = [int(s) for s in args.seeds.split(",") if s]
     runs = tuple(r for r in args.runs.split(",") if r)

@@ -99,11 +99,11 @@ phase flops timeout 60 "$PY" bench/flops.py >"$OUT_DIR/flops.json"
 # plain against fast (inference) form, and the compiled fast form (CUDA graphs), per precision
 phase network_r50 timeout 150 "$PY" bench/network.py --device cuda --backbones i3d-r50 --batch 8 --crops 10 \
   --rounds 2 --seconds 2 --compile --peak-tflops "$PEAK_TFLOPS" >"$OUT_DIR/network_r50.json"
-phase precision timeout 90 "$PY" bench/precision.py --device cuda >"$OUT_DIR/precision.json"
+phase precision timeout 90 "$PY" bench/precision.py --device cuda --no-scores >"$OUT_DIR/precision.json"
 phase network_r50_nobench timeout 60 "$PY" bench/network.py --device cuda --backbones i3d-r50 --batch 8 --crops 10 \
   --rounds 1 --seconds 2 --precisions fp32,fp16 --no-cudnn-benchmark --peak-tflops "$PEAK_TFLOPS" >"$OUT_DIR/network_r50_nobench.json"
 phase precision_cudnnbench timeout 90 "$PY" -c "import runpy, torch; torch.backends.cudnn.benchmark = True; runpy.run_path('bench/precision.py', run_name='__main__')" \
-  --device cuda >"$OUT_DIR/precision_cudnnbench.json"
+  --device cuda --no-scores >"$OUT_DIR/precision_cudnnbench.json"
 
 # -- 4. videos and weights ----------------------------------------------------------------
 VIDEOS=/tmp/vad_gpu_videos

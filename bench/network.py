@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from vad.extract.backbones import get_backbone  # noqa: E402
 from vad.extract.engine import PRECISIONS, Compiled, configure_backends  # noqa: E402
 from vad.extract.preprocess import to_network_layout  # noqa: E402
-from vad.hardware import native_bf16  # noqa: E402
+from vad.hardware import cpu_description, native_bf16  # noqa: E402
 
 from flops import backbone_gmacs  # noqa: E402
 
@@ -136,7 +136,7 @@ def main() -> None:
     results = [row for name in args.backbones.split(",") for row in measure_backbone(name, args, device, precisions)]
     print(json.dumps({"bench": "network", "device": str(device),
                       "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{os.cpu_count()}",
-                      "cpu_capability": torch.backends.cpu.get_cpu_capability(), "native_bf16": native_bf16(device),
+                      **cpu_description(), "native_bf16": native_bf16(device),
                       "torch": torch.__version__, "threads": torch.get_num_threads(),
                       "load_average_1min_at_end": round(os.getloadavg()[0], 2), "results": results}, indent=1))
 

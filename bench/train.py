@@ -38,7 +38,7 @@ def measure(dim: int, crops: int, steps: int, warmup: int, device: str, precisio
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=False, fused=False)
     else:
         optimizer = make_optimizer(model, config)
-    resolved = training_precision(config, torch.device(device))
+    resolved = training_precision(config)
     bags = 30 * crops
     abnormal = torch.randn(bags, 32, dim, device=device)
     normal = torch.randn(bags, 32, dim, device=device)

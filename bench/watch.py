@@ -19,7 +19,6 @@ import argparse
 import io
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -31,6 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from score import backbone_weights, make_model  # noqa: E402
+
+from vad.hardware import cpu_description  # noqa: E402
 
 from decode import make_h264  # noqa: E402
 
@@ -86,13 +87,6 @@ def causal_vs_offline(snippets: int = 128, windows: tuple[int, ...] = (8, 32)) -
     return out
 
 
-def cpu_name() -> str:
-    try:
-        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--snippets", type=int, default=12, help="snippets in the generated clip")
@@ -130,7 +124,7 @@ def main() -> None:
             results.append({"backbone": backbone, "weights": origin, "crops": 1, "window": args.window,
                             "s_per_snippet": round(per_snippet, 3), "max_fps_kept_up": round(max_fps, 1), "paced_fps": paced_fps,
                             "lookahead": latency(with_lookahead), "no_lookahead": latency(without)})
-    print(json.dumps({"bench": "watch", "device": args.device, "cpu": cpu_name(), "cpu_count": os.cpu_count(),
+    print(json.dumps({"bench": "watch", "device": args.device, **cpu_description(), "cpu_count": os.cpu_count(),
                       "torch_threads": torch.get_num_threads(), "load_average_1min_at_end": round(os.getloadavg()[0], 2),
                       "frame_size": "320x240", "results": results, "causal_vs_offline": causal_vs_offline()}, indent=1))
 

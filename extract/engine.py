@@ -26,7 +26,6 @@ from vad.extract.backbones import BackboneSpec
 from vad.extract.decode import decode_ahead
 from vad.extract.preprocess import finish_snippet, to_network_layout
 from vad.extract.snippets import SnippetPlan, VideoSummary, iter_snippets
-from vad.hardware import native_bf16
 from vad.progress import progress_bar
 
 log = logging.getLogger("vad")
@@ -160,17 +159,20 @@ def network_form(exact: bool) -> str:
     return "exact" if exact else "fast"
 
 
-def fastest_precision(device: torch.device) -> str:
-    """The precision of `--precision auto` where exactness against released features does not
-    matter (scoring): fp16 on CUDA, bf16 on CPUs that multiply it natively, else fp32."""
-    if device.type == "cuda":
-        return "fp16"
-    return "bf16" if native_bf16(device) else "fp32"
+def scoring_precision(device: torch.device) -> str:
+    """`--precision auto` of the commands that score: fp16 on CUDA, fp32 on every CPU.
+
+    Measured with bench/precision.py against fp32 on 13 clips (real footage and demo clips, a
+    trained demo model; docs/backbones.md, "Precision"): fp16 moved frame scores by at most
+    0.003; bf16 by up to 0.034, the most where scores are mid-range, and flipped frames across
+    0.5. So a CPU, whatever its flags, scores in fp32 and gives one answer on every machine;
+    bf16 (about 1.8x faster with AMX) is an opt-in with that bound."""
+    return "fp16" if device.type == "cuda" else "fp32"
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
     if name == "auto":
-        return fastest_precision(device)
+        return scoring_precision(device)
     if name not in PRECISIONS:
         raise ConfigError(f"--precision {name!r}: choose auto, {', '.join(PRECISIONS)}")
     return name

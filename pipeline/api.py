@@ -239,15 +239,20 @@ def provenance(cache, cache_config: dict, data, generated_footage: bool, command
 
 
 def _run(config, cache, cache_config, labels, evaluation, training_gt, out, history, resume_state, generated_footage, command, progress):
+    import torch
+
     from vad.files import atomic_write_json
+    from vad.hardware import arithmetic
     from vad.models.io import save_model
-    from vad.models.trainer import load_training_set
+    from vad.models.trainer import load_training_set, training_precision
     from vad.models.trainer import train as run_training
     from vad.pipeline.common import fmt_optional
 
     data = load_training_set(cache, labels, config.segments, progress=progress)
     feature = {k: v for k, v in cache_config.items() if k != "format"}
-    origin = provenance(cache, cache_config, data, generated_footage, command)
+    device = torch.device(config.device)
+    computed = arithmetic(device, features=",".join(data.feature_precisions), training=training_precision(config))
+    origin = {**provenance(cache, cache_config, data, generated_footage, command), "arithmetic": computed}
     log.info("training on %d normal + %d abnormal videos, %d crops, D=%d; plan %s; device %s",
              len(data.normal_ids), len(data.abnormal_ids), data.crops, data.feature_dim, ",".join(config.plan()), config.device)
     if resume_state is not None and len(resume_state.ratios) != len(data.abnormal_ids):
@@ -261,7 +266,7 @@ def _run(config, cache, cache_config, labels, evaluation, training_gt, out, hist
                 "ratios": {v: float(r) for v, r in zip(data.abnormal_ids, result.ratios)}}
         save_model(out / f"iter_{result.iteration}.pt", result.model, **info)
         history.append(metrics)
-        atomic_write_json(out / "metrics.json", {"config": config.to_dict(), "feature": feature, "iterations": history})
+        atomic_write_json(out / "metrics.json", {"config": config.to_dict(), "feature": feature, "arithmetic": computed, "iterations": history})
         summary = f"iteration {result.iteration} ({result.phase}): loss {metrics['loss']:.4f}, lambda mean {metrics['lambda']['mean']:.3f} " \
                   f"(guard fired {metrics['lambda']['guard_fired']}), abnormal within-video std {metrics['train_monitors']['abnormal_within_video_std']:.3f}"
         if evaluation is not None and metrics["eval"]["auc"] is not None:

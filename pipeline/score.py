@@ -30,6 +30,7 @@ from vad.extract.decode import open_video
 from vad.extract.engine import Engine, geometry_on_device, load_backbone, network_form, resolve_device, resolve_precision
 from vad.extract.preprocess import CLIP_LEN, Geometry
 from vad.extract.snippets import SnippetPlan
+from vad.hardware import arithmetic, native_bf16
 from vad.models.correction import correct_scores, video_level_score
 from vad.models.detector import ARMSDetector
 from vad.models.inference import score_video
@@ -57,8 +58,8 @@ class ScoreConfig:
     allow_unverified_weights: bool = False  # accept backbone weights other than those the model was trained with
     correction: bool = True  # docs/method.md (Score correction) score correction; False = raw detector scores
     device: str = "auto"  # auto = CUDA when present, else CPU
-    # the backbone's: auto = fp16 on CUDA, bf16 on CPUs with native bf16, else fp32 (engine.fastest_precision);
-    # demo-clip scores move by at most 0.01 against fp32 (tests/test_demo.py)
+    # the backbone's: auto = fp16 on CUDA, fp32 on every CPU (engine.scoring_precision, whose docstring
+    # gives the measured deviations; tests/test_precision.py checks them on mid-range real footage)
     precision: str = "auto"
     exact: bool = False  # the plain backbone instead of its inference form (engine.load_backbone)
     batch_size: int = 4  # snippets per backbone forward pass; each carries the model's crop count
@@ -176,6 +177,9 @@ def load_scorer(config: ScoreConfig) -> Scorer:
     """Load the model and the backbone it needs; ScoreInputError/ModelFileError/WeightsError on a mismatch."""
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
+    if precision == "bf16" and not native_bf16(device):
+        log.warning("warning: --precision bf16 on %s: no bf16 hardware (AMX, AVX512-BF16) here, so it is emulated and "
+                    "slower than fp32; scores also move by up to 0.035. Use --precision auto", device)
     detector, payload = load_model(config.model, device)
     feature = payload.get("feature")
     if not isinstance(feature, dict):
@@ -234,6 +238,8 @@ def as_json(result: Curve, scorer: Scorer) -> dict:
         "crops": scorer.engine.plan.crops,
         "precision": scorer.engine.precision,
         "network": network_form(config.exact),
+        # how these scores were computed: the detector runs in fp32 and the correction in fp64 on every device
+        "arithmetic": arithmetic(scorer.engine.device, backbone=scorer.engine.precision, detector="fp32", correction="fp64"),
         "correction": config.correction,
         "fps": result.fps,
         "n_frames": result.n_frames,

@@ -9,6 +9,7 @@ import torch
 from click.testing import CliRunner
 
 from vad.extract.cache import FeatureCache
+from vad.hardware import ARITHMETIC_FLAGS
 from vad.pipeline.cli import main
 from vad.pipeline.tables import write_gt, write_labels
 
@@ -219,6 +220,21 @@ def test_precision_flag_is_documented_and_recorded(world, run):
     out, _ = run
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config"]["precision"] == "auto"
-    from vad.hardware import native_bf16
+    assert [it["precision"] for it in metrics["iterations"]] == ["fp32"] * 3  # auto: fp32 on every CPU
 
-    assert [it["precision"] for it in metrics["iterations"]] == ["bf16" if native_bf16(torch.device("cpu")) else "fp32"] * 3
+
+def test_metrics_and_model_record_the_arithmetic(run):
+    """Which CPU, flags, precisions, torch and threads made a model: what tells two runs' last digits apart."""
+    import platform
+
+    out, _ = run
+    recorded = json.loads((out / "metrics.json").read_text())["arithmetic"]
+    assert recorded["device"] == "cpu" and recorded["torch"] == torch.__version__ and recorded["threads"] == torch.get_num_threads()
+    # the cache entries of this world record no extraction precision (written by hand, as imported features are)
+    assert recorded["precision"] == {"features": "unknown", "training": "fp32"}
+    assert recorded["cpu"] and set(recorded["cpu_flags"]) <= set(ARITHMETIC_FLAGS)
+    if platform.system() == "Linux":  # the flags come from /proc/cpuinfo
+        flags = set(open("/proc/cpuinfo").read().split())
+        assert set(recorded["cpu_flags"]) == flags & set(ARITHMETIC_FLAGS)
+    payload = torch.load(out / "model.pt", weights_only=True)
+    assert payload["provenance"]["arithmetic"] == recorded

@@ -19,10 +19,11 @@ from vad.extract.backbones import get_backbone
 from vad.extract.backbones.i3d_r50 import i3d_r50
 from vad.extract.backbones.inception_i3d import FastMaxPool3dSame, MaxPool3dSame, build_inception_i3d
 from vad.extract.backbones.inference import FoldedConv, channels_last, clip, fold_batchnorm, frames
-from vad.extract.engine import Compiled, Engine, fastest_precision, resolve_precision
+from vad.extract.engine import Compiled, Engine, resolve_precision, scoring_precision
 from vad.extract.snippets import SnippetPlan
 from vad.weights import load_state_dict_file, load_weights
 
+from cpu_flags import CPUS, pretend_cpu
 from paths import GOLDEN_INC, GOLDEN_R50
 
 
@@ -197,13 +198,13 @@ def test_compiled_engine_pads_every_batch_to_one_shape(monkeypatch):
     np.testing.assert_allclose(out[:, 0, 0], expected, rtol=1e-6)
 
 
-def test_auto_precision_is_the_fastest_native_one(monkeypatch):
-    monkeypatch.setattr(engine_module, "native_bf16", lambda device: False)
-    assert fastest_precision(torch.device("cpu")) == "fp32" == resolve_precision("auto", torch.device("cpu"))
-    assert fastest_precision(torch.device("cuda")) == "fp16"
-    monkeypatch.setattr(engine_module, "native_bf16", lambda device: True)
-    assert resolve_precision("auto", torch.device("cpu")) == "bf16"
-    assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
+@pytest.mark.parametrize("cpu", sorted(CPUS))
+def test_auto_precision_is_fp32_on_every_cpu_and_fp16_on_cuda(monkeypatch, cpu):
+    """One answer on every CPU: bf16 hardware (AMX, AVX512-BF16) does not change what auto picks."""
+    pretend_cpu(monkeypatch, cpu)
+    assert scoring_precision(torch.device("cpu")) == "fp32" == resolve_precision("auto", torch.device("cpu"))
+    assert scoring_precision(torch.device("cuda")) == "fp16" == resolve_precision("auto", torch.device("cuda"))
+    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
     with pytest.raises(engine_module.ConfigError, match="--precision 'fp8'"):
         resolve_precision("fp8", torch.device("cpu"))
 

@@ -1,7 +1,14 @@
-"""What the machine computes natively: the one answer every layer asks (scoring, training, benches)."""
+"""What the machine computes natively, and how a result was computed: the one answer every layer
+asks (scoring, training, benches) and the record each output carries (`arithmetic`)."""
 from __future__ import annotations
 
+import platform
+from functools import cache
+
 import torch
+
+# The /proc/cpuinfo flags that change which kernels oneDNN runs, and so the last bits of a result.
+ARITHMETIC_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8", "amx_fp16")
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -11,3 +18,33 @@ def native_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return device.type == "cpu" and (torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+
+
+@cache
+def cpu_description() -> dict:
+    """The CPU's model name and its arithmetic flags, from /proc/cpuinfo (Linux), else platform."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                if model and flags:
+                    break
+    except OSError:
+        pass
+    return {"cpu": model, "cpu_flags": [flag for flag in ARITHMETIC_FLAGS if flag in flags],
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def arithmetic(device: torch.device, **precision: str) -> dict:
+    """How a result was computed: the device (GPU name, or CPU model and flags), the precision of
+    each stage named in `precision` (e.g. backbone="bf16", detector="fp32"), torch and threads.
+    Two runs that differ here may differ in their last digits, and a bf16 run in more."""
+    record = {"device": device.type, **cpu_description()}
+    if device.type == "cuda":
+        record["gpu"] = torch.cuda.get_device_name(device)
+    return {**record, "precision": precision, "torch": str(torch.__version__), "threads": torch.get_num_threads()}
