@@ -16,6 +16,10 @@ def write_clip(path: str | Path, frames: np.ndarray, fps: int = 25, codec: str =
     `libx264` (yuv420p, constant quality `crf`) is what cameras and datasets ship; `libx264rgb`
     at qp 0 is lossless, so a decoder returns exactly these pixels (tests). Written to a temporary
     name and renamed, so an interrupted run never leaves a truncated video behind.
+
+    x264's macroblock-tree rate control is off: with it, encoding the same frames twice in one
+    process gave different pixels (up to 47 levels) on an AMX Xeon, so `vad demo` trained on
+    different footage from run to run. Without it the bytes are the same every time.
     """
     if codec not in CODECS:
         raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}")
@@ -31,7 +35,7 @@ def write_clip(path: str | Path, frames: np.ndarray, fps: int = 25, codec: str =
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height = width, height
         if codec == "libx264":
-            stream.pix_fmt, stream.options = "yuv420p", {"crf": str(crf), "preset": preset}
+            stream.pix_fmt, stream.options = "yuv420p", {"crf": str(crf), "preset": preset, "x264-params": "no-mbtree=1"}
         else:
             stream.pix_fmt, stream.options = "rgb24", {"qp": "0", "preset": preset}
         for frame in frames:
