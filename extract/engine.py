@@ -162,11 +162,11 @@ def network_form(exact: bool) -> str:
 def scoring_precision(device: torch.device) -> str:
     """`--precision auto` of the commands that score: fp16 on CUDA, fp32 on every CPU.
 
-    Measured with bench/precision.py against fp32 on 13 clips (real footage and demo clips, a
-    trained demo model; docs/backbones.md, "Precision"): fp16 moved frame scores by at most
-    0.003; bf16 by up to 0.034, the most where scores are mid-range, and flipped frames across
-    0.5. So a CPU, whatever its flags, scores in fp32 and gives one answer on every machine;
-    bf16 (about 1.8x faster with AMX) is an opt-in with that bound."""
+    Measured with bench/precision.py against fp32 on 13 clips (3 real, 10 of the demo; the demo's
+    model; bench/PRECISION.md): fp16 (its rounding run by CPU autocast) moved frame scores by at
+    most 0.003; bf16 by up to 0.053, the most where scores are mid-range, and flipped 16 frames of
+    one clip across 0.5. So a CPU, whatever its flags, scores in fp32 and gives one answer on
+    every machine; bf16 (about 1.8x faster with AMX) is an opt-in with that bound."""
     return "fp16" if device.type == "cuda" else "fp32"
 
 

@@ -39,10 +39,10 @@ def scoring_network(command: Callable) -> Callable:
              "2-D convolutions of frames: the same features within 1e-5 of max|ref|, faster).")(command)
     return click.option(
         "--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
-        help="The backbone's precision. auto: fp16 on CUDA (frame scores within 0.003 of fp32 on the 13 clips measured), "
-             "fp32 on every CPU, so every CPU gives the same curve. bf16 is about 1.8x faster on CPUs with AMX but moves "
-             "frame scores by up to 0.035 against fp32 where they are mid-range, enough to flip frames across 0.5; "
-             "without AMX or AVX512-BF16 it is emulated and slower than fp32.")(command)
+        help="The backbone's precision. auto: fp16 on CUDA (its rounding, run on a CPU, kept frame scores within 0.003 of "
+             "fp32 on the 13 clips measured), fp32 on every CPU, so every CPU gives the same curve up to float rounding. "
+             "bf16 is about 1.8x faster on CPUs with AMX but moves frame scores by up to 0.053 against fp32 where they "
+             "are mid-range, enough to flip frames across 0.5; without AMX or AVX512-BF16 it is emulated and slower than fp32.")(command)
 
 
 def progress_disabled() -> bool:

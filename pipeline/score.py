@@ -179,7 +179,7 @@ def load_scorer(config: ScoreConfig) -> Scorer:
     precision = resolve_precision(config.precision, device)
     if precision == "bf16" and not native_bf16(device):
         log.warning("warning: --precision bf16 on %s: no bf16 hardware (AMX, AVX512-BF16) here, so it is emulated and "
-                    "slower than fp32; scores also move by up to 0.035. Use --precision auto", device)
+                    "slower than fp32; scores also move by up to 0.053. Use --precision auto", device)
     detector, payload = load_model(config.model, device)
     feature = payload.get("feature")
     if not isinstance(feature, dict):

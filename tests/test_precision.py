@@ -46,11 +46,12 @@ def test_reduced_precision_stays_within_its_documented_bound(tmp_path, r50_weigh
 
 
 # -- scores of real footage: the precision bound of `vad score` (engine.scoring_precision) --------
-# The model a full `vad demo` trains, and the i3d-inception features of two real clips on which its
-# scores are mid-range, where the detector's sigmoid is steep and a deviation is largest: fp32 and
-# bf16 backbone outputs, computed on an Intel Xeon with AMX (bench/precision.py; tests/data/README.md).
-REAL = {"bikes": VIDEOS / "bikes.mp4", "carphone_distorted": VIDEOS / "carphone_distorted.mp4"}
-BF16_SCORE_BOUND = 0.04  # max |bf16 - fp32| of a frame score; measured up to 0.034 on 13 clips (docs/backbones.md)
+# The model a full `vad demo` trains, and the i3d-inception features of two clips on which its scores
+# are mid-range, where the detector's sigmoid is steep and a deviation is largest: real footage
+# (bikes, 17% of frames in 0.1-0.9) and the demo's held-out clip where bf16 moved scores the most
+# (84%). fp32 and bf16 backbone outputs, computed on an Intel Xeon with AMX (tests/data/README.md).
+CLIPS = {"bikes": VIDEOS / "bikes.mp4", "demo_normal_003": PRECISION / "demo_normal_003.mp4"}
+BF16_SCORE_BOUND = 0.06  # max |bf16 - fp32| of a frame score; measured up to 0.053 on 13 clips (docs/backbones.md)
 
 
 @pytest.fixture(scope="module")
@@ -69,16 +70,16 @@ def curve(scorer, features: np.ndarray, n_frames: int) -> np.ndarray:
     return frame_scores(correct_scores(score_video(scorer.detector, features)), n_frames)
 
 
-@pytest.mark.parametrize("clip", sorted(REAL))
-def test_fp32_features_of_real_footage_are_the_same_on_every_cpu(scorer, stored, clip):
+@pytest.mark.parametrize("clip", sorted(CLIPS))
+def test_fp32_features_are_the_same_on_every_cpu(scorer, stored, clip):
     """The stored fp32 features came from an AMX Xeon; any CPU's fp32 reproduces them (the default is fp32 on every CPU)."""
-    live, _ = scorer.engine.video(REAL[clip])
+    live, _ = scorer.engine.video(CLIPS[clip])
     ref = stored[f"{clip}_fp32"]
     assert live.shape == ref.shape
     assert np.abs(live - ref).max() / np.abs(ref).max() <= 1e-5
 
 
-@pytest.mark.parametrize("clip", sorted(REAL))
+@pytest.mark.parametrize("clip", sorted(CLIPS))
 def test_bf16_moves_mid_range_scores_within_the_documented_bound(scorer, stored, clip):
     """Runs on every CPU from the stored backbone outputs; the detector and correction are fp32/fp64 everywhere."""
     n_frames = int(stored[f"{clip}_frames"])
@@ -95,10 +96,10 @@ def test_bf16_moves_mid_range_scores_within_the_documented_bound(scorer, stored,
 
 @pytest.mark.skipif(not native_bf16(torch.device("cpu")), reason="bf16 is emulated on this CPU (minutes per Inception clip); "
                     "test_bf16_moves_mid_range_scores_within_the_documented_bound checks the bound from stored bf16 outputs")
-def test_bf16_scoring_of_real_footage_stays_within_the_documented_bound(inception_weights_path, scorer):
+def test_bf16_scoring_stays_within_the_documented_bound(inception_weights_path, scorer):
     bf16 = load_scorer(ScoreConfig(model=PRECISION / "demo_model.pt", weights=inception_weights_path, precision="bf16", device="cpu",
                                    decoder="pyav"))
-    for clip, path in REAL.items():
+    for clip, path in CLIPS.items():
         deviation = np.abs(bf16.score(path).frame_scores - scorer.score(path).frame_scores).max()
         assert 0 < deviation <= BF16_SCORE_BOUND, (clip, deviation)
 
