@@ -353,10 +353,10 @@ def bag_scores(model: ARMSDetector, bags: torch.Tensor, crop_bags: str) -> torch
 def training_precision(config: TrainConfig) -> str:
     """config.precision with auto resolved: fp32 on every device, AMX CPUs included.
 
-    bf16 is an opt-in. Paired runs (5 seeds, bench/TRAINING.md, "bf16 or fp32") moved the held-out
-    AUC of the demo by -0.005 to +0.023 (mean +0.004, 95% interval -0.011..+0.019) and AUC_A by
-    up to 0.04, well past the 0.005 a default must keep to fp32, while training 1.8x faster on an
-    AMX Xeon. With fp32, one seed trains one model on every CPU up to float rounding."""
+    bf16 is an opt-in. Paired runs (5 seeds, bench/PRECISION.md, "Training") moved the held-out
+    AUC of two demos by -0.063 to +0.023 per seed and of the worlds by up to 0.020, well past the
+    0.005 a default must keep to fp32, while training the demo 1.8x faster on an AMX Xeon. With
+    fp32, one seed trains one model on every CPU up to float rounding."""
     return "fp32" if config.precision == "auto" else config.precision
 
 

@@ -58,8 +58,8 @@ from vad.pipeline.common import progress_disabled, verbosity
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
               help="Arithmetic of the training steps (scoring and evaluation stay fp32). auto: fp32 on every device, so one "
                    "seed trains the same model on every CPU. bf16: autocast to bfloat16, native on CUDA GPUs and CPUs with AMX "
-                   "(the demo trained 1.8x faster on an AMX Xeon), emulated and slower elsewhere; on 5 paired seeds of the demo it moved "
-                   "the held-out AUC by -0.005 to +0.023 against fp32. metrics.json records what each iteration used.")
+                   "(the demo trained 1.8x faster on an AMX Xeon), emulated and slower elsewhere; on 5 paired seeds of two demos it "
+                   "moved the held-out AUC by -0.063 to +0.023 against fp32. metrics.json records what each iteration used.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Output folder. Default: runs/<timestamp>.")
 @click.option("--generated-footage", is_flag=True, hidden=True,
               help="Record that the training videos are generated (set by `vad demo`): `vad score` then warns.")
