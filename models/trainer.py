@@ -23,6 +23,7 @@ from vad.errors import ConfigError, VadError
 from vad.extract.cache import FeatureCache
 from vad.hardware import native_bf16
 from vad.models.detector import INITS, ARMSDetector, DetectorConfig
+from vad.models.health import label_agreement
 from vad.models.inference import score_bags
 from vad.models.losses import LOSSES, phase_loss
 from vad.models.phases import SCHEDULES, PhaseContext, get_phase
@@ -316,6 +317,7 @@ def train(
             "lambda": {**_ratio_stats(update), "runaway": runaway},
             "pseudo_labels": _label_counts(pseudo, normal_scores.shape),
             "pseudo_labels_used": labels is not None,
+            "pseudo_label_agreement": label_agreement(previous_labels, pseudo, UNLABELLED),
             "train_monitors": _monitors(scores, normal_scores),
             "detector": detector_monitors(model, abnormal, normal),
         }

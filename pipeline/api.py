@@ -82,6 +82,7 @@ class Run:
     out: Path
     config: Any  # the TrainConfig it ran with
     metrics: list[dict]  # one entry per finished iteration, as in metrics.json
+    health: dict  # models/health.py: flat iterations, lambda runaway, live units, label agreement, warnings
 
     @property
     def model(self) -> Path:
@@ -138,9 +139,9 @@ def train(cache: PathLike, labels: PathLike, *, out: PathLike | None = None, pre
     out.mkdir(parents=True, exist_ok=True)
     origin_command = command if command is not None else invocation()
     with _log_file(out / "train.log"):
-        _run(settings, features, cache_config, video_labels, evaluation, training_gt, out, history, resume_state,
-             generated_footage, origin_command, progress)
-    return Run(out, settings, history)
+        summary = _run(settings, features, cache_config, video_labels, evaluation, training_gt, out, history, resume_state,
+                       generated_footage, origin_command, progress)
+    return Run(out, settings, history, summary)
 
 
 def invocation() -> str:
@@ -243,6 +244,7 @@ def _run(config, cache, cache_config, labels, evaluation, training_gt, out, hist
 
     from vad.files import atomic_write_json
     from vad.hardware import arithmetic
+    from vad.models.health import describe, health
     from vad.models.io import save_model
     from vad.models.trainer import load_training_set, training_precision
     from vad.models.trainer import train as run_training
@@ -278,8 +280,15 @@ def _run(config, cache, cache_config, labels, evaluation, training_gt, out, hist
         final = run_training(config, data, on_iteration=on_iteration, resume=resume_state, progress=progress, train_gt=training_gt)
     except VadError as exc:  # a cache entry or checkpoint that breaks mid-run: the finished iterations are kept
         raise RunFailure(str(exc)) from None
-    save_model(out / "model.pt", final.model, feature=feature, provenance=origin, train=config.to_dict(), iteration=final.iteration, phase=final.phase,
-               ratios={v: float(r) for v, r in zip(data.abnormal_ids, final.ratios)})
+    summary = health(history)
+    log.info("%s", describe(summary))
+    for warning in summary["warnings"]:
+        log.warning("warning: %s", warning)
+    atomic_write_json(out / "metrics.json", {"config": config.to_dict(), "feature": feature, "arithmetic": computed, "iterations": history,
+                                             "health": summary})
+    save_model(out / "model.pt", final.model, feature=feature, provenance={**origin, "health": summary}, train=config.to_dict(),
+               iteration=final.iteration, phase=final.phase, ratios={v: float(r) for v, r in zip(data.abnormal_ids, final.ratios)})
+    return summary
 
 
 def _evaluate_iteration(model, evaluation, progress: bool) -> dict:

@@ -5,6 +5,7 @@ import json
 
 import click
 
+from vad.errors import RunFailure
 from vad.pipeline.common import progress_disabled, verbosity
 
 
@@ -64,15 +65,24 @@ from vad.pipeline.common import progress_disabled, verbosity
 @click.option("--generated-footage", is_flag=True, hidden=True,
               help="Record that the training videos are generated (set by `vad demo`): `vad score` then warns.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out after its last finished iteration (same settings required).")
+@click.option("--strict", is_flag=True,
+              help="Exit 1 when the run's health check warns (a final detector that is flat inside abnormal videos, a flat "
+                   "iteration whose pseudo labels trained the next, pseudo labels that turned around, AUC_A < 0.5 on the "
+                   "evaluation videos, runaway ratios, a mostly dead head); everything is still written.")
 @verbosity
 def train(cache_dir, labels_path, schedule, phases, iterations, loss, preset, epochs, min_steps, crop_bags, lr, weight_decay, batch_videos,
           lambda_small, lambda_large, lambda_fixed, lambda_max, beta, topk, dropout, hidden_dim, no_attention, init, seed, eval_labels, gt_path, eval_cache,
-          train_gt, device, precision, out_dir, generated_footage, resume):
+          train_gt, device, precision, out_dir, generated_footage, resume, strict):
     """Train the ARMS detector on cached features with video-level labels only.
 
     Writes OUT/model.pt (final model), OUT/iter_<k>.pt (one per iteration), OUT/metrics.json
     (per iteration: loss, lambda statistics, pseudo-label counts, flatness monitors and, with
     --eval-labels/--gt, AUC/AP/score gap) and OUT/train.log. Prints a JSON summary on stdout.
+
+    At the end a health check reads every iteration's monitors and prints one line (flat
+    iterations, lambda runaway, live units, pseudo-label agreement between iterations), then a
+    warning for each problem, naming the iteration and what to try; metrics.json and the model's
+    provenance record it, and --strict turns a warning into exit 1.
     """
     from vad.pipeline.api import train as run_training
 
@@ -88,4 +98,8 @@ def train(cache_dir, labels_path, schedule, phases, iterations, loss, preset, ep
     last = run.final
     click.echo(json.dumps({"out": str(run.out), "model": str(run.model), "iterations": len(run.metrics),
                            "final": {"iteration": last["iteration"], "phase": last["phase"], "loss": last["loss"],
-                                     **({k: last["eval"][k] for k in ("auc", "ap", "ap_trapezoid", "score_gap")} if "eval" in last else {})}}))
+                                     **({k: last["eval"][k] for k in ("auc", "ap", "ap_trapezoid", "score_gap")} if "eval" in last else {})},
+                           "health": {"ok": run.health["ok"], "warnings": len(run.health["warnings"])}}))
+    if strict and not run.health["ok"]:
+        raise RunFailure(f"--strict: the health check warned {len(run.health['warnings'])} time(s), first: {run.health['warnings'][0]} "
+                         f"(all in {run.out / 'metrics.json'}, \"health\")")

@@ -137,7 +137,8 @@ def test_model_records_its_provenance(world, run):
     assert origin["train_videos"] == {"normal": 6, "abnormal": 6, "total": 12}
     assert origin["backbone"] == "synthetic" and origin["cache"] == str((world / "cache").resolve())
     assert origin["generated_footage"] is False and origin["command"].startswith("vad train --cache ")
-    assert torch.load(out / "iter_1.pt", weights_only=True)["provenance"] == origin
+    # the health check reads every iteration, so only the final model records it
+    assert torch.load(out / "iter_1.pt", weights_only=True)["provenance"] == {k: v for k, v in origin.items() if k != "health"}
 
 
 def test_metrics_log_steps_units_spread_lambda_and_gate(run):
@@ -238,3 +239,22 @@ def test_metrics_and_model_record_the_arithmetic(run):
         assert set(recorded["cpu_flags"]) == flags & set(ARITHMETIC_FLAGS)
     payload = torch.load(out / "model.pt", weights_only=True)
     assert payload["provenance"]["arithmetic"] == recorded
+
+
+def test_health_is_printed_recorded_and_strict_exits_1(world, tmp_path):
+    """Two epochs on this tiny world leave BST flat and anti-localised (AUC_A about 0.05), and HAM
+    trains on its pseudo labels: the failure the health check exists for."""
+    result = vad(*train_args(world, tmp_path / "run"), "--strict")
+    assert result.exit_code == 1
+    assert result.stderr.count("vad: error: --strict: the health check warned") == 1
+    assert "warning: iteration 1 (bst) ended flat (abnormal within-video std" in result.stderr
+    assert "health: flat iterations [1" in (tmp_path / "run/train.log").read_text()
+    metrics = json.loads((tmp_path / "run/metrics.json").read_text())
+    summary = metrics["health"]
+    assert not summary["ok"] and 1 in summary["flat_iterations"] and 1 in summary["anti_localised_iterations"]
+    assert summary["pseudo_label_agreement"][0] is None
+    assert [it["pseudo_label_agreement"] for it in metrics["iterations"]] == summary["pseudo_label_agreement"]
+    assert json.loads(result.stdout)["health"] == {"ok": False, "warnings": len(summary["warnings"])}
+    # everything is still written, and the model says how its run went
+    assert torch.load(tmp_path / "run/model.pt", weights_only=True)["provenance"]["health"] == summary
+    assert "--strict" in " ".join(CliRunner().invoke(main, ["train", "--help"]).output.split())
