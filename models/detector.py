@@ -97,11 +97,15 @@ class ARMSDetector(nn.Module):
         h = self.snippet_path(features)
         return h + self.attention_branch(h) if self.config.attention else h
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """features [B, T, D] -> snippet scores in [0, 1], [B, T]."""
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        """features [B, T, D] -> pre-sigmoid snippet scores [B, T] (saturation shows here)."""
         h = self.dropout(self.aggregate(features))
         h = self.dropout(torch.relu(self.fc1(h)))
-        return torch.sigmoid(self.fc2(h)).squeeze(-1)
+        return self.fc2(h).squeeze(-1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """features [B, T, D] -> snippet scores in [0, 1], [B, T]."""
+        return torch.sigmoid(self.logits(features))
 
 
 def build_detector(*, feature_dim: int = 2048, hidden_dim: int = 1024, heads: int = 8, kernel_size: int = 3,

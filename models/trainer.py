@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from copy import deepcopy
 from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
@@ -320,6 +321,7 @@ def train(
             "pseudo_label_agreement": label_agreement(previous_labels, pseudo, UNLABELLED),
             "train_monitors": _monitors(scores, normal_scores),
             "detector": detector_monitors(model, abnormal, normal),
+            **mode_monitors(model, abnormal, normal),
         }
         if train_gt is not None:
             metrics["pseudo_label_precision"] = pseudo_label_precision(pseudo, data, train_gt, config.segments)
@@ -477,6 +479,37 @@ def detector_monitors(model: ARMSDetector, abnormal: torch.Tensor, normal: torch
     return result
 
 
+SATURATED_LOGIT = 6.0  # |z| beyond this: sigmoid within 0.0025 of 0 or 1, where gradients vanish
+
+
+@torch.no_grad()
+def mode_monitors(model: ARMSDetector, abnormal: torch.Tensor, normal: torch.Tensor) -> dict:
+    """What the loss saw against what scoring sees. The pseudo labels, the monitors and `vad score`
+    use eval mode; the loss saw train mode: dropout on, and the attention gate's BatchNorm on batch
+    statistics. `train_mode` scores a copy in train mode, abnormal and normal bags in each batch as
+    the loss's batches mix them (the global RNG left untouched), so a detector that is only flat in
+    eval mode shows. `pre_sigmoid`: eval-mode logits of the training bags, and the share saturated
+    past |z| = 6."""
+    bags = torch.cat([abnormal, normal])
+    n, c, s, _ = bags.shape
+    model.eval()
+    logits = torch.cat([model.logits(bags[i:i + 256].flatten(0, 1)) for i in range(0, n, 256)]).float()
+    eval_scores = torch.sigmoid(logits).view(n, c, s).mean(dim=1)[: len(abnormal)]
+    twin = deepcopy(model).train()  # a copy: train-mode BatchNorm would move the model's running statistics
+    train_scores, step = [], 64
+    with torch.random.fork_rng(devices=[bags.device] if bags.device.type == "cuda" else []):  # dropout must not move training's RNG
+        for i in range(0, len(abnormal), step):
+            batch = torch.cat([abnormal[i:i + step], normal[i:i + step]])
+            train_scores.append(twin(batch.flatten(0, 1)).float().view(len(batch), c, s).mean(dim=1)[: len(abnormal[i:i + step])])
+    train_scores = torch.cat(train_scores)
+    return {
+        "train_mode": {"abnormal_video_mean": float(train_scores.mean()), "abnormal_within_video_std": float(train_scores.std(dim=1).mean()),
+                       "mean_abs_difference_from_eval": float((train_scores - eval_scores).abs().mean())},
+        "pre_sigmoid": {"mean": float(logits.mean()), "std": float(logits.std()),
+                        "saturated_share": float((logits.abs() > SATURATED_LOGIT).float().mean())},
+    }
+
+
 def _label_counts(pseudo: np.ndarray, normal_shape: tuple) -> dict:
     return {"abnormal_videos_1": int((pseudo == 1).sum()), "abnormal_videos_0": int((pseudo == 0).sum()),
             "unlabelled": int((pseudo == UNLABELLED).sum()), "normal_videos_0": int(np.prod(normal_shape))}
@@ -513,15 +546,17 @@ def pseudo_label_precision(pseudo: np.ndarray, data: TrainingSet, train_gt: dict
     """Table VI: how many pseudo labels of the abnormal training videos agree with frame GT.
 
     Only abnormal videos that have GT intervals count (a GT file that lacks a video says nothing
-    about it). precision: all labelled segments; abnormal/normal: segments labelled 1 / 0.
+    about it). precision: all labelled segments; abnormal/normal: segments labelled 1 / 0;
+    abnormal_recall: the GT-abnormal segments that are labelled 1.
     """
     hits = {0: [0, 0], 1: [0, 0]}
-    videos = 0
+    videos = abnormal_segments = 0
     for row, video_id in zip(pseudo, data.abnormal_ids):
         if not train_gt.get(video_id):
             continue
         videos += 1
         truth = segment_truth(train_gt[video_id], data.n_snippets[video_id], data.n_frames[video_id], segments)
+        abnormal_segments += int(truth.sum())
         for label in (0, 1):
             chosen = row == label
             hits[label][0] += int((truth[chosen] == label).sum())
@@ -532,4 +567,5 @@ def pseudo_label_precision(pseudo: np.ndarray, data: TrainingSet, train_gt: dict
         "precision": ratio(hits[0][0] + hits[1][0], hits[0][1] + hits[1][1]),
         "abnormal_precision": ratio(*hits[1]),
         "normal_precision": ratio(*hits[0]),
+        "abnormal_recall": ratio(hits[1][0], abnormal_segments),  # GT-abnormal segments labelled 1
     }

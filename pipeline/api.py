@@ -270,7 +270,8 @@ def _run(config, cache, cache_config, labels, evaluation, training_gt, out, hist
         history.append(metrics)
         atomic_write_json(out / "metrics.json", {"config": config.to_dict(), "feature": feature, "arithmetic": computed, "iterations": history})
         summary = f"iteration {result.iteration} ({result.phase}): loss {metrics['loss']:.4f}, lambda mean {metrics['lambda']['mean']:.3f} " \
-                  f"(guard fired {metrics['lambda']['guard_fired']}), abnormal within-video std {metrics['train_monitors']['abnormal_within_video_std']:.3f}"
+                  f"(guard fired {metrics['lambda']['guard_fired']}), abnormal within-video std {metrics['train_monitors']['abnormal_within_video_std']:.3f} " \
+                  f"(train mode {metrics['train_mode']['abnormal_within_video_std']:.3f}), saturated logits {metrics['pre_sigmoid']['saturated_share']:.0%}"
         if evaluation is not None and metrics["eval"]["auc"] is not None:
             e = metrics["eval"]
             summary += f", AUC {e['auc']:.4f}, AP {e['ap']:.4f}, AUC_A {fmt_optional(e['auc_abnormal'])}, spread {fmt_optional(e['spread_abnormal'])}"

@@ -187,7 +187,7 @@ def test_segment_truth_and_precision():
     pseudo[0, 8:12] = 0  # wrong: abnormal segments
     pseudo[0, 24:28] = 0  # right
     result = pseudo_label_precision(pseudo, data, {"a": [(0, 512)]}, 32)
-    assert result == {"videos": 1, "precision": 12 / 16, "abnormal_precision": 1.0, "normal_precision": 0.5}
+    assert result == {"videos": 1, "precision": 12 / 16, "abnormal_precision": 1.0, "normal_precision": 0.5, "abnormal_recall": 8 / 16}
 
 
 # -- training --------------------------------------------------------------------------------
@@ -338,3 +338,29 @@ def test_batches_are_drawn_up_front_in_step_order():
     for step in range(6):
         assert normal[step].tolist() == n_step.take(4).tolist() and abnormal[step].tolist() == a_step.take(4).tolist()
     assert normal.dtype == torch.int64 and normal.shape == (6, 4)
+
+
+def test_mode_monitors_see_train_mode_without_touching_the_model_or_the_rng():
+    """Eval-mode and train-mode scores side by side (issue 25): dropout 0.7 and the gate's batch
+    statistics make them differ, and measuring that must not move the model or training's RNG."""
+    from vad.models.detector import build_detector
+    from vad.models.trainer import SATURATED_LOGIT, mode_monitors
+
+    torch.manual_seed(0)
+    model = build_detector(feature_dim=8, hidden_dim=16)
+    abnormal, normal = torch.randn(5, 2, 32, 8), torch.randn(7, 2, 32, 8)
+    with torch.no_grad():
+        model.gate.weight.fill_(0.5)  # a live attention branch, so the BatchNorm matters
+        before = model.eval()(abnormal[:, 0]).clone()
+    buffers = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    monitors = mode_monitors(model, abnormal, normal)
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in buffers.items())
+    with torch.no_grad():  # the same attention path as `before` (no_grad takes PyTorch's fused one)
+        assert not model.training and torch.equal(model(abnormal[:, 0]), before)
+    assert monitors["train_mode"]["mean_abs_difference_from_eval"] > 0  # dropout 0.7 is on in train mode
+    assert 0 <= monitors["pre_sigmoid"]["saturated_share"] <= 1 and SATURATED_LOGIT == 6.0
+    with torch.no_grad():
+        model.fc2.bias.fill_(10.0)  # every logit far past the sigmoid's knee
+    assert mode_monitors(model, abnormal, normal)["pre_sigmoid"]["saturated_share"] == 1.0
