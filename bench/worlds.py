@@ -90,6 +90,16 @@ class WorldConfig:
     unusual_rate: float = 0.4  # probability that a video (any label) holds one unusual event
     unusual_len: tuple[float, float] = (0.05, 0.15)  # its share of the video
     unusual_amp: float = 6.0  # its amplitude
+    # (lo, hi): every video (any label) holds lo..hi unusual bursts, each along its own direction,
+    # instead of one with probability unusual_rate; None keeps unusual_rate
+    unusual_count: tuple[int, int] | None = None
+    # The read-out: what a feature extractor hands on. rectify: ReLU, as I3D features after their
+    # last ReLU are non-negative; then x * scale + offset; l2_rows: every crop's snippet feature
+    # divided by its L2 norm, as the released C3D features are.
+    rectify: bool = False
+    scale: float = 1.0
+    offset: float = 0.0
+    l2_rows: bool = False
 
     def validate(self) -> WorldConfig:
         used = 2 * self.anomaly_dims + self.unusual_dims + self.normal_dims
@@ -103,6 +113,10 @@ class WorldConfig:
                 raise ValueError(f"{name} {low, high} must satisfy 0 < low <= high <= 1")
         if not 0 <= self.hard_only_share <= 1 or not 0 <= self.unusual_rate <= 1:
             raise ValueError("hard_only_share and unusual_rate are probabilities")
+        if self.unusual_count is not None and not 0 <= self.unusual_count[0] <= self.unusual_count[1]:
+            raise ValueError(f"unusual_count {self.unusual_count} must satisfy 0 <= low <= high")
+        if self.scale <= 0:
+            raise ValueError(f"scale {self.scale} must be positive")
         if not 0 <= self.rho < 1:
             raise ValueError("rho must be in [0, 1)")
         if self.crops < 1 or min(*self.n_train, *self.n_test) < 1 or self.n_scenes < 1 or self.n_types < 1:
@@ -122,6 +136,14 @@ PRESETS: dict[str, dict] = {
     "long": {"hard_amp": 2.5, "hard_only_share": 0.1, "abnormal_ratio": (0.4, 0.8)},
     # Many strong normal-but-unusual events: punishes detectors of "any deviation".
     "unusual": {"hard_amp": 2.5, "hard_only_share": 0.1, "unusual_rate": 0.9, "unusual_amp": 8.0},
+    # The family where ARMS's bootstrap ended flat and self-training anti-localised (issue 25):
+    # 0-2 unusual-but-normal bursts in every video, events of 10-45% with a weak lead-in before a
+    # strong core and 30% weak-only, 160+80 / 80+40 videos of 40-160 snippets, D = 256
+    # non-negative features (ReLU read-out; half the values 0, mean 0.69, std 1.01) whose rows
+    # have an L2 norm of about 19.5, as real I3D's (18 at D = 2048).
+    "bursty": {"feature_dim": 256, "n_train": (160, 80), "n_test": (80, 40), "t_range": (40, 160), "abnormal_ratio": (0.10, 0.45),
+               "hard_amp": 2.5, "easy_amp": 8.0, "hard_only_share": 0.3, "unusual_count": (0, 2), "unusual_amp": 6.0,
+               "normal_dims": 32, "rectify": True, "scale": 1.3},
 }
 
 
@@ -198,6 +220,16 @@ def _span(rng: np.random.Generator, total: int, share: tuple[float, float]) -> i
     return int(np.clip(round(rng.uniform(*share) * total), 1, total))
 
 
+def read_out(config: WorldConfig, x: np.ndarray) -> np.ndarray:
+    """The features a detector sees: rectified, scaled and offset, and L2-normalised per row as configured."""
+    if config.rectify:
+        x = np.maximum(x, 0.0)
+    x = x * config.scale + config.offset
+    if config.l2_rows:
+        x = x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+    return x
+
+
 def make_video(config: WorldConfig, structure: Structure, seed: int, split: str, label: int, index: int) -> Video:
     rng = np.random.default_rng([seed, 1 + SPLITS.index(split), label, index])
     d = config.feature_dim
@@ -225,7 +257,11 @@ def make_video(config: WorldConfig, structure: Structure, seed: int, split: str,
         info.update(type=anomaly, hard_only=hard_only, event=[start, start + length],
                     easy=[int(core_idx[0]), int(core_idx[-1]) + 1] if core else None)
 
-    if rng.random() < config.unusual_rate:
+    if config.unusual_count is None:
+        bursts = int(rng.random() < config.unusual_rate)
+    else:
+        bursts = int(rng.integers(config.unusual_count[0], config.unusual_count[1] + 1))
+    for _ in range(bursts):
         length = _span(rng, n, config.unusual_len)
         start = int(rng.integers(0, n - length + 1))
         # Where it overlaps the abnormal event the event wins, so every snippet has one truth.
@@ -233,9 +269,9 @@ def make_video(config: WorldConfig, structure: Structure, seed: int, split: str,
         rows = rows[kinds[rows] == KIND_NORMAL]
         base[rows] += config.unusual_amp * structure.unusual_dirs[int(rng.integers(config.n_types))]
         kinds[rows] = KIND_UNUSUAL
-        info["unusual"] = [start, start + length]
+        info.setdefault("unusual", []).append([start, start + length])
 
-    crops = base[:, None, :] + rng.normal(scale=config.crop_noise, size=(n, config.crops, d))
+    crops = read_out(config, base[:, None, :] + rng.normal(scale=config.crop_noise, size=(n, config.crops, d)))
     n_frames = CLIP_LEN * n - int(rng.integers(0, CLIP_LEN))  # the last snippet is padded
     prefix = "a" if label else "n"
     return Video(f"{split}_{prefix}{index:03d}", label, crops.astype(np.float32), n_frames, kinds, info)
@@ -325,12 +361,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hard-amp", type=float, default=None, help="hard-part amplitude in noise units (default: per preset)")
     parser.add_argument("--easy-amp", type=float, default=None, help="easy-core amplitude (default: 6)")
     parser.add_argument("--noise", type=float, default=None, help="per-dimension noise std (default: 1)")
+    parser.add_argument("--scale", type=float, default=None, help="multiply every feature by this (default: 1)")
+    parser.add_argument("--offset", type=float, default=None, help="then add this (default: 0)")
+    parser.add_argument("--l2-rows", action="store_true", default=None, help="L2-normalise every snippet feature, as released C3D")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         config = make_world_config(args.preset, feature_dim=args.dim, crops=args.crops, n_train=args.train, n_test=args.test,
                                    t_range=args.t_range, abnormal_ratio=args.abnormal_ratio, hard_amp=args.hard_amp,
-                                   easy_amp=args.easy_amp, noise=args.noise)
+                                   easy_amp=args.easy_amp, noise=args.noise, scale=args.scale, offset=args.offset, l2_rows=args.l2_rows)
     except (ValueError, TypeError) as exc:
         parser.error(str(exc))
     paths = write_world(args.out, config, args.seed, args.preset)

@@ -130,3 +130,35 @@ def test_cli_writes_a_world(tmp_path):
     bad = subprocess.run([sys.executable, str(BENCH / "worlds.py"), "--out", str(out), "--preset", "nope"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_bursty_world_has_bursts_in_every_kind_of_video_and_a_non_negative_read_out():
+    """The family of issue 25: 0-2 unusual bursts per video, weak lead-ins, 30% weak-only events, ReLU features."""
+    preset = worlds.make_world_config("bursty")
+    assert (preset.feature_dim, preset.n_train, preset.t_range, preset.hard_only_share) == (256, (160, 80), (40, 160), 0.3)
+    config = small("bursty", n_train=(60, 60))
+    assert config.rectify and config.unusual_count == (0, 2)
+    _, videos = worlds.generate(config, 3)
+    bursts = {label: [len(v.info.get("unusual", [])) for v in videos["train"] if v.label == label] for label in (0, 1)}
+    assert set(bursts[0]) == set(bursts[1]) == {0, 1, 2}  # unusual-but-normal bursts in normal and abnormal videos alike
+    features = np.concatenate([v.features.reshape(-1, config.feature_dim) for v in videos["train"]])
+    assert features.min() == 0.0 and 0.3 < (features == 0).mean() < 0.7  # rectified
+    abnormal = [v for v in videos["train"] if v.label]
+    assert 0.15 < np.mean([not (v.kinds == worlds.KIND_EASY).any() for v in abnormal]) < 0.45
+    for v in abnormal:  # the weak part leads in: it starts the event whenever there is one
+        event = np.flatnonzero(np.isin(v.kinds, (worlds.KIND_EASY, worlds.KIND_HARD)))
+        if (v.kinds == worlds.KIND_EASY).any() and (v.kinds[event] == worlds.KIND_HARD).any():
+            assert v.kinds[event[0]] == worlds.KIND_HARD
+
+
+@pytest.mark.parametrize("overrides, check", [
+    ({"scale": 2.6}, lambda x, ref: np.allclose(x, 2 * ref, atol=1e-5)),  # the preset's scale is 1.3
+    ({"offset": 5.0}, lambda x, ref: np.allclose(x, ref + 5.0, atol=1e-5)),
+    ({"l2_rows": True}, lambda x, ref: np.allclose(np.linalg.norm(x, axis=-1), 1.0, atol=1e-5)),
+])
+def test_read_out_scales_offsets_and_normalises(overrides, check):
+    _, plain = worlds.generate(small("bursty", n_train=(4, 4), n_test=(2, 2)), 5)
+    _, changed = worlds.generate(small("bursty", n_train=(4, 4), n_test=(2, 2), **overrides), 5)
+    assert all(check(a.features, b.features) for a, b in zip(changed["train"], plain["train"]))
+    with pytest.raises(ValueError, match="scale"):
+        small("bursty", scale=0.0)
