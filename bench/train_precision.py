@@ -29,13 +29,11 @@ KEYS = ("auc", "auc_abnormal", "spread_abnormal")
 
 
 def train_once(demo: Path, seed: int, precision: str, device: str, work: Path) -> dict:
-    config = DemoConfig(out=demo)
     data = {split: demo / "data" / split for split in ("train", "test")}
     started = time.perf_counter()
     run = api.train(demo / "cache/train", data["train"] / "labels.csv", out=work / f"{precision}-{seed}", generated_footage=True,
-                    device=device, progress=False, command="bench/train_precision.py", epochs=config.epochs, min_steps=config.min_steps,
-                    iterations=config.iterations, lr=config.lr, lambda_small=config.lambda_small, lambda_large=config.lambda_large,
-                    seed=seed, precision=precision, detector={"init": config.init, "attention": config.attention})
+                    device=device, progress=False, command="bench/train_precision.py",
+                    **{**DemoConfig(out=demo).training_settings(), "seed": seed}, precision=precision)
     seconds = time.perf_counter() - started
     metrics = api.evaluate(run.model, demo / "cache/test", data["test"] / "labels.csv", data["test"] / "gt.csv", device=device, progress=False)
     return {"seed": seed, "precision": precision, "train_s": round(seconds, 1), **{k: metrics[k] for k in KEYS}}

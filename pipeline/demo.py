@@ -44,6 +44,11 @@ class DemoConfig:
     device: str = "auto"
     progress: bool = True  # progress bars on stderr
 
+    def training_settings(self) -> dict:
+        """The `api.train` settings of the demo's detector, also used by bench/train_precision.py."""
+        return dict(epochs=self.epochs, min_steps=self.min_steps, iterations=self.iterations, lr=self.lr, lambda_small=self.lambda_small,
+                    lambda_large=self.lambda_large, seed=self.seed, detector={"init": self.init, "attention": self.attention})
+
 
 # A reduced demo for tests and impatient users: same steps, tiny data.
 QUICK = dict(train_clips=(3, 3), test_clips=(2, 2), n_frames=(32, 48), epochs=3, min_steps=0, iterations=3, score_clips=1)
@@ -84,9 +89,7 @@ def run_demo(config: DemoConfig) -> dict:
     run = api.train(
         out / "cache/train", train.labels_csv, out=out / "run", eval_cache=out / "cache/test", eval_labels=test.labels_csv,
         gt=test.gt_csv, train_gt=train.gt_csv, generated_footage=True, device=config.device, progress=config.progress,
-        epochs=config.epochs, min_steps=config.min_steps, iterations=config.iterations, lr=config.lr,
-        lambda_small=config.lambda_small, lambda_large=config.lambda_large, seed=config.seed,
-        detector={"init": config.init, "attention": config.attention},
+        **config.training_settings(),
     )
     mark = lap("train", mark)
 

@@ -27,13 +27,13 @@ def cpu_description() -> dict:
     try:
         with open("/proc/cpuinfo") as info:
             for line in info:
+                if not line.strip():  # the end of the first processor's block: every core says the same
+                    break
                 key, _, value = line.partition(":")
                 if key.strip() == "model name":
                     model = value.strip()
                 elif key.strip() == "flags":
                     flags = set(value.split())
-                if model and flags:
-                    break
     except OSError:
         pass
     return {"cpu": model, "cpu_flags": [flag for flag in ARITHMETIC_FLAGS if flag in flags],
