@@ -147,7 +147,7 @@ def localisation_auc(raw: dict[str, np.ndarray], kinds: dict[str, np.ndarray], a
 
 def test_metrics(raw: dict[str, np.ndarray], test: dict) -> dict:
     """Frame metrics with and without correction, plus world-truth metrics on raw snippet scores."""
-    from vad.pipeline.evaluate import evaluate_scores
+    from vad.models.evaluate import evaluate_scores
 
     order, counts, gt, kinds, labels = test["order"], test["counts"], test["gt"], test["kinds"], test["labels"]
     plain = evaluate_scores(raw, counts, gt, order, correction=False)
@@ -178,15 +178,15 @@ EVAL_KEYS = ("auc", "ap", "auc_abnormal", "ap_abnormal", "spread_abnormal", "fal
 
 
 def _bins(scores: np.ndarray) -> dict:
-    from vad.pipeline.evaluate import hard_anomaly_bins
+    from vad.models.evaluate import hard_anomaly_bins
 
     return hard_anomaly_bins(scores, np.ones(scores.size, dtype=np.uint8))
 
 
 def load_world(paths: worlds.WorldPaths) -> tuple:
     from vad.extract.cache import FeatureCache
-    from vad.pipeline.evaluate import cache_frame_counts
-    from vad.pipeline.tables import read_gt, read_labels
+    from vad.models.evaluate import cache_frame_counts
+    from vad.tables import read_gt, read_labels
 
     cache = FeatureCache(paths.cache)
     train_labels = read_labels(paths.labels("train"))
@@ -204,8 +204,10 @@ def run_one(world: str, seed: int, bench: BenchConfig, work: str, runs: tuple[st
     """Write world `world` with seed `seed`, train every run, evaluate every iteration."""
     import torch
 
+    from vad.models.config import make_config
+    from vad.models.data import load_training_set
     from vad.models.inference import score_video
-    from vad.models.trainer import load_training_set, make_config, train
+    from vad.models.trainer import train
 
     torch.set_num_threads(bench.threads)
     paths = worlds.write_world(Path(work) / f"{world}-{seed}-c{bench.crops}", worlds.make_world_config(world, crops=bench.crops), seed, world)

@@ -122,7 +122,7 @@ def where(model_path: Path, clip: Path, precision: str, device: str, n_snippets:
     dtype = PRECISIONS[precision]
     scorer = load_scorer(ScoreConfig(model=model_path, precision="fp32", device=device, decoder="pyav"))
     engine = scorer.engine
-    capture = Engine(engine.model, engine.spec, engine.plan, engine.device, 1, "fp32", head=lambda m, x: x.reshape(len(x), -1))
+    capture = Engine(engine.model, engine.spec, engine.plan, engine.device, 1, precision="fp32", head=lambda m, x: x.reshape(len(x), -1))
     inputs, _ = capture.video(clip)
     size = engine.plan.geometry.crop_size
     x = torch.from_numpy(inputs[:n_snippets, 0]).reshape(-1, 3, engine.plan.geometry.clip_len, size, size)  # centre crop
@@ -170,7 +170,7 @@ def golden_features(precisions: list[str], device: str) -> list[dict]:
     """The clip40 golden features (i3d-r50, reference extractor) of each precision, centre crop."""
     from vad.extract.cache import FeatureCache
     from vad.extract.inputs import discover
-    from vad.extract.runner import ExtractConfig, extract
+    from vad.extract.runner import ExtractConfig, run_extraction
 
     from golden_r50 import write_weights
     from paths import GOLDEN_R50
@@ -182,7 +182,7 @@ def golden_features(precisions: list[str], device: str) -> list[dict]:
         weights = write_weights(Path(tmp) / "r50.pth")
         for precision in precisions:
             config = ExtractConfig(weights=weights, crops=1, precision=precision, device=device, batch_size=3, workers=0)
-            extract(items, Path(tmp) / precision, config, progress=False)
+            run_extraction(items, Path(tmp) / precision, config, progress=False)
             ours = FeatureCache(Path(tmp) / precision).load("clip40")
             diff = np.abs(ours.astype(np.float64) - reference)
             cosines = (ours * reference).sum(-1) / np.linalg.norm(ours, axis=-1) / np.linalg.norm(reference, axis=-1)

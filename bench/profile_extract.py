@@ -1,7 +1,7 @@
 """Where CPU extraction time goes: decode, preprocessing (JPEG round trip, resize, crops), network.
 
 Each stage is timed on its own over the same generated H.264 clip, per snippet, so the split
-does not depend on how the runner overlaps them; then `vad.extract.runner.extract` runs end to
+does not depend on how the runner overlaps them; then `vad.extract.runner.run_extraction` runs end to
 end with 0, 1 and 2 DataLoader decode workers to show what overlapping buys on this machine.
 i3d-r50 with the golden generator's weights (speed does not depend on weight values). Prints
 one JSON object.
@@ -30,7 +30,7 @@ from vad.extract.decode import open_video  # noqa: E402
 from vad.extract.inputs import discover  # noqa: E402
 from vad.extract.preprocess import jpeg_roundtrip, resize_frame, snippet_crops, to_network_layout  # noqa: E402
 from vad.extract.resize_torch import resize_like_pillow  # noqa: E402
-from vad.extract.runner import ExtractConfig, extract  # noqa: E402
+from vad.extract.runner import ExtractConfig, run_extraction  # noqa: E402
 
 from decode import make_h264  # noqa: E402
 
@@ -93,7 +93,7 @@ def end_to_end(videos: Path, weights: Path, crops: int, workers_list: list[int],
         for workers in workers_list:
             config = ExtractConfig(weights=weights, crops=crops, device="cpu", workers=workers, resize_on=where, overwrite=True)
             started = time.perf_counter()
-            report = extract(items, tmp / f"cache_w{workers}", config, progress=False)
+            report = run_extraction(items, tmp / f"cache_w{workers}", config, progress=False)
             wall = time.perf_counter() - started
             rows.append({"workers": workers, "resize_on": where, "crops": crops, "snippets": report.snippets, "wall_s": round(wall, 2),
                          "snippets_per_s": round(report.snippets / wall, 4), "load_average_1min": round(os.getloadavg()[0], 2)})

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vad.pipeline.importers import CROP_SUFFIX, expand_inputs, video_id_of
-from vad.pipeline.tables import read_gt, write_labels
+from vad.tables import read_gt, write_labels
 
 log = logging.getLogger("vad")
 

@@ -27,9 +27,10 @@ import time
 def measure(dim: int, crops: int, steps: int, warmup: int, device: str, precision: str, adam: str) -> dict:
     import torch
 
+    from vad.models.config import make_config, training_precision
     from vad.models.detector import build_detector
     from vad.models.losses import ar_mil_loss, phase_loss
-    from vad.models.trainer import adam_implementation, make_config, make_optimizer, training_precision
+    from vad.models.trainer import adam_implementation, make_optimizer
 
     torch.manual_seed(0)
     model = build_detector(feature_dim=dim).to(device)

@@ -85,9 +85,9 @@ def subnormal_census(model, optimizer, bags) -> dict:
 def final_auc(model, paths: worlds.WorldPaths) -> float:
     """Frame AUC of the model on the world's test split (scores corrected, as `vad eval`)."""
     from vad.extract.cache import FeatureCache
+    from vad.models.evaluate import cache_frame_counts, evaluate_scores
     from vad.models.inference import score_video
-    from vad.pipeline.evaluate import cache_frame_counts, evaluate_scores
-    from vad.pipeline.tables import read_gt, read_labels
+    from vad.tables import read_gt, read_labels
 
     cache = FeatureCache(paths.cache)
     order = list(read_labels(paths.labels("test")))
@@ -113,7 +113,9 @@ def main(argv: list[str] | None = None) -> None:
     import torch
     from torch.optim.optimizer import register_optimizer_step_post_hook
 
-    from vad.models.trainer import load_training_set, make_config, steps_per_epoch, train
+    from vad.models.config import make_config
+    from vad.models.data import load_training_set
+    from vad.models.trainer import steps_per_epoch, train
 
     flushed = torch.set_flush_denormal(True) if args.flush_denormal else False
     stamps: list[float] = []
@@ -131,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         world = worlds.make_world_config(args.world, feature_dim=args.feature_dim, n_train=(args.videos, args.videos))
         paths = worlds.write_world(Path(work) / "world", world, args.seed, args.world)
         from vad.extract.cache import FeatureCache
-        from vad.pipeline.tables import read_labels
+        from vad.tables import read_labels
 
         data = load_training_set(FeatureCache(paths.cache), read_labels(paths.labels("train")), config.segments, progress=False)
         per_epoch = steps_per_epoch(config, args.videos, args.videos)

@@ -30,7 +30,7 @@ N_NORMAL, N_ABNORMAL, CROPS, DIM, SEGMENTS = 800, 810, 10, 2048, 32
 
 def synthetic_training_set(n_normal: int, n_abnormal: int, crops: int, dim: int, seed: int = 0):
     """Pooled bags like a UCF-sized cache: noise, plus a shifted event in part of each abnormal bag."""
-    from vad.models.trainer import TrainingSet
+    from vad.models.data import TrainingSet
 
     generator = torch.Generator().manual_seed(seed)
     normal = torch.randn(n_normal, crops, SEGMENTS, dim, generator=generator)
@@ -56,7 +56,8 @@ def main() -> None:
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="as vad train --precision (default: auto)")
     parser.add_argument("--videos-scale", type=float, default=1.0, help="fraction of the 1,610 videos (smoke runs)")
     args = parser.parse_args()
-    from vad.models.trainer import crop_average_scores, make_config, train
+    from vad.models.config import make_config
+    from vad.models.trainer import crop_average_scores, train
 
     started = time.perf_counter()
     data = synthetic_training_set(round(N_NORMAL * args.videos_scale), round(N_ABNORMAL * args.videos_scale), CROPS, DIM)

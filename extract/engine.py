@@ -219,7 +219,7 @@ class Engine:
     """
 
     def __init__(self, model: torch.nn.Module, spec: BackboneSpec, plan: SnippetPlan, device: torch.device,
-                 batch_size: int, precision: str = "fp32", head: Callable | None = None, compile: bool = False):
+                 batch_size: int, *, precision: str = "fp32", head: Callable | None = None, compile: bool = False):
         self.model, self.spec, self.plan, self.device = model, spec, plan, device
         self.batch_size, self.precision, self.dtype = batch_size, precision, PRECISIONS[precision]
         self.head = head or (lambda model, x: model(x))

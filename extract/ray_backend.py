@@ -112,7 +112,7 @@ def plan_actors(ray, options: RayOptions) -> tuple[int, dict]:
 
 def extract_ray(items: list[VideoItem], cache_dir: str | Path, config: ExtractConfig, options: RayOptions,
                 progress: bool = True, on_result: Callable[[str, list], None] | None = None) -> ExtractReport:
-    """Extract every item into the cache on a Ray cluster; same skips, cache and report as `runner.extract`.
+    """Extract every item into the cache on a Ray cluster; same skips, cache and report as `runner.run_extraction`.
 
     `on_result(video_id, actors)` is called on the driver after each finished task (tests use it
     to kill an actor mid-run).
@@ -145,7 +145,7 @@ def extract_ray(items: list[VideoItem], cache_dir: str | Path, config: ExtractCo
         actor_class = ray.remote(max_restarts=options.max_restarts, max_task_retries=options.max_task_retries, **resources)(ExtractWorker)
         actors = [actor_class.remote(str(Path(cache_dir).resolve()), worker_config, options.cpus_per_actor) for _ in range(n_actors)]
         log.info("ray: %d actor(s), %s each, for %d video(s)", n_actors, resources, len(todo))
-        _dispatch(ray, actors, todo, cache, report, progress, on_result)
+        _dispatch(ray, actors, todo, cache, report, progress=progress, on_result=on_result)
     finally:
         if started_ray:
             ray.shutdown()
@@ -154,7 +154,7 @@ def extract_ray(items: list[VideoItem], cache_dir: str | Path, config: ExtractCo
 
 
 def _dispatch(ray, actors: list, todo: list[VideoItem], cache: FeatureCache, report: ExtractReport,
-              progress: bool, on_result: Callable[[str, list], None] | None) -> None:
+              *, progress: bool, on_result: Callable[[str, list], None] | None) -> None:
     """Keep every actor busy with one video; record each outcome as it arrives."""
     pending = list(reversed(todo))
     running: dict = {}  # object ref -> (actor, item)

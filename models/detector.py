@@ -28,25 +28,28 @@ import torch
 from torch import nn
 
 from vad.errors import ConfigError
+from vad.settings import setting
 
 INITS = ("xavier", "torch")
 
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    feature_dim: int = 2048  # D: input feature size, taken from the cache
-    hidden_dim: int = 1024  # temporal convolution output and attention width (Fig. 5)
-    heads: int = 8  # self-attention heads (Sec. IV-B)
-    kernel_size: int = 3  # temporal convolution kernel (Sec. IV-B)
-    fc_dim: int = 32  # first fully connected layer (Sec. IV-B)
-    dropout: float = 0.7  # see the module docstring
-    attention_dropout: float = 0.0  # dropout on attention weights; none, as RTFM's non-local block
-    # Weights of the convolution and linear layers: xavier (RTFM's weight_init) or torch (PyTorch's
-    # default, kaiming-uniform with a = sqrt(5)). The gate starts closed either way.
-    init: str = "xavier"
-    # False drops the self-attention block (conv -> MLP): every score then sees only its 3
-    # neighbouring snippets, which cannot spread a video-level cue over the whole video.
-    attention: bool = True
+    feature_dim: int = setting(2048, "D: input feature size; training takes it from the features.", minimum=1, cli=False)
+    hidden_dim: int = setting(1024, "Detector width: temporal convolution output and attention width (Fig. 5); smaller trains "
+                                    "much faster on a CPU.", minimum=8)
+    heads: int = setting(8, "Self-attention heads (Sec. IV-B); hidden-dim must be a multiple of it.", minimum=1)
+    kernel_size: int = setting(3, "Temporal convolution kernel, in snippets (Sec. IV-B).", minimum=1)
+    fc_dim: int = setting(32, "Width of the first fully connected layer (Sec. IV-B).", minimum=1)
+    dropout: float = setting(0.7, "Dropout after the aggregation and between the fully connected layers (RTFM's places).",
+                             minimum=0, maximum=1, max_open=True)
+    attention_dropout: float = setting(0.0, "Dropout on the attention weights (none, as RTFM's non-local block).",
+                                       minimum=0, maximum=1, max_open=True)
+    init: str = setting("xavier", "Weights of the convolution and linear layers at the start of each iteration: xavier "
+                                  "(RTFM's weight_init) or torch (PyTorch's default, smaller); the attention gate starts "
+                                  "closed either way.", choices=INITS)
+    attention: bool = setting(True, "Drop the self-attention block (conv + MLP): each score then sees only its neighbouring "
+                                    "snippets and cannot be lifted video-wide (bench/RESULTS.md compares both).", negate=True)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -108,13 +111,9 @@ class ARMSDetector(nn.Module):
         return torch.sigmoid(self.logits(features))
 
 
-def build_detector(*, feature_dim: int = 2048, hidden_dim: int = 1024, heads: int = 8, kernel_size: int = 3,
-                   fc_dim: int = 32, dropout: float = 0.7, attention_dropout: float = 0.0, attention: bool = True,
-                   init: str = "xavier") -> ARMSDetector:
-    """The detector of Fig. 5 with every architectural choice as a keyword."""
-    return ARMSDetector(DetectorConfig(feature_dim=feature_dim, hidden_dim=hidden_dim, heads=heads, kernel_size=kernel_size,
-                                       fc_dim=fc_dim, dropout=dropout, attention_dropout=attention_dropout, attention=attention,
-                                       init=init))
+def build_detector(**fields) -> ARMSDetector:
+    """The detector of Fig. 5 with any DetectorConfig field as a keyword (the others: its defaults)."""
+    return ARMSDetector(DetectorConfig(**fields))
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -21,7 +21,7 @@ from vad.models.pseudo import RatioUpdate, adaptive_ratios
 from vad.registry import Registry
 
 if TYPE_CHECKING:
-    from vad.models.trainer import TrainConfig
+    from vad.models.config import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ def _bar(desc: str):
 @click.option("--overwrite", is_flag=True, help="Re-import videos already in the cache (otherwise skipped).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @verbosity
-def import_(files, cache_dir, fmt, suffixes, group_crops, backbone, root, overwrite, as_json):
+def import_(*, files, cache_dir, fmt, suffixes, group_crops, backbone, root, overwrite, as_json):
     """Import FILE... (.npy, C3D .txt, @list.txt or RTFM *.list) into a feature cache.
 
     Video id = file stem (minus --strip-suffix endings). One cache holds one feature

@@ -32,7 +32,7 @@ def top_classes(logits, labels: list[str], k: int) -> list[dict]:
     ]
 
 
-def snippet_logits(video: Path, model, spec, device, decoder: str, batch_size: int, progress: bool):
+def snippet_logits(video: Path, model, spec, device, decoder: str, *, batch_size: int, progress: bool):
     """[T, classes] logits of the centre crop of each 16-frame snippet, and the decode summary."""
     import torch
 
@@ -57,7 +57,7 @@ def snippet_logits(video: Path, model, spec, device, decoder: str, batch_size: i
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Snippets per forward pass.")
 @verbosity
-def classify(video: Path, k: int, clip_only: bool, as_json: bool, backbone: str, weights: str | None, decoder: str, device: str,
+def classify(*, video: Path, k: int, clip_only: bool, as_json: bool, backbone: str, weights: str | None, decoder: str, device: str,
              batch_size: int) -> None:
     """Top Kinetics-400 classes of VIDEO per 16-frame snippet and for the whole clip.
 
@@ -75,7 +75,7 @@ def classify(video: Path, k: int, clip_only: bool, as_json: bool, backbone: str,
         raise VadError(f"--backbone {backbone}: its entry names no classes; choose one of {', '.join(with_labels)}")
     torch_device = resolve_device(device)
     model, _ = load_backbone(spec, Path(weights) if weights else None, torch_device)
-    logits, summary = snippet_logits(video, model, spec, torch_device, decoder, batch_size, not progress_disabled())
+    logits, summary = snippet_logits(video, model, spec, torch_device, decoder, batch_size=batch_size, progress=not progress_disabled())
     labels = spec.labels()
     clip = top_classes(logits.mean(dim=0), labels, k)
     fps = summary.fps or None

@@ -24,7 +24,7 @@ from vad.pipeline.common import fmt_optional, progress_disabled, verbosity
 @click.option("--scores-out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also write DIR/<video_id>.csv (`frame,score`, the scores evaluated) for every test video.")
 @verbosity
-def evaluate(model_path, cache_dir, labels_path, gt_path, no_correction, device, as_json, scores_out):
+def evaluate(*, model_path, cache_dir, labels_path, gt_path, no_correction, device, as_json, scores_out):
     """Evaluate a trained detector on cached test features with RTFM's conventions.
 
     Frame scores = snippet scores repeated 16 times, cut to each video's frame count (cache

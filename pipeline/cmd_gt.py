@@ -29,7 +29,7 @@ def gt():
               help="Remove this ending from names to form video ids (repeatable), e.g. --strip-suffix _i3d for RTFM lists.")
 @click.option("--out", "out_path", default="-", show_default=True, help="Output GT CSV; - = stdout.")
 @verbosity
-def import_(source, fmt, list_path, frame_counts, cache_dir, suffixes, out_path):
+def import_(*, source, fmt, list_path, frame_counts, cache_dir, suffixes, out_path):
     """Convert SOURCE to a GT CSV: one row per abnormal interval, end exclusive.
 
     UCF-Crime end frames are read as exclusive (docs/method.md (Evaluation)). RTFM's gt-*.npy is split back into
@@ -38,9 +38,9 @@ def import_(source, fmt, list_path, frame_counts, cache_dir, suffixes, out_path)
     snippet past it is clipped, with a warning).
     """
     from vad.extract.cache import FeatureCache
-    from vad.pipeline.evaluate import cache_frame_counts
+    from vad.models.evaluate import cache_frame_counts
     from vad.pipeline.importers import import_mask_folder, import_rtfm_gt, import_ucf_gt, import_xd_gt, read_frame_counts
-    from vad.pipeline.tables import format_gt, write_gt
+    from vad.tables import format_gt, write_gt
 
     counts: dict[str, int] | None = None
     if frame_counts or cache_dir:

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import click
 
+from vad import settings
 from vad.errors import RunFailure, VadError
-from vad.pipeline.common import progress_disabled, scoring_network, verbosity
+from vad.pipeline.common import progress_disabled, verbosity
+from vad.pipeline.score import ScoreConfig
 
 log = logging.getLogger("vad")
 
@@ -85,15 +87,10 @@ def check_videos(videos: list[Path], out: Path | None, plot: Path | None, html: 
 
 @click.command()
 @click.argument("videos", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="VIDEO...")
-@click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="A model.pt from `vad train` or `vad demo`. Default: the model recorded in the weights folder (weights/default_model.json or "
-                   "weights/vad_default_model.pt; $VAD_WEIGHTS_DIR first).")
+@settings.options(ScoreConfig)
 @click.option("--format", "output_format", type=click.Choice(["csv", "json"]), default="csv", show_default=True,
               help="csv: `frame,time_s,score`, one row per decoded frame. json: per-frame and per-snippet scores, fps, n_frames, video_score (mean "
                    "of the top-k raw snippet scores, k = floor(T/16)+1, as in the score correction) and the abnormal intervals.")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
-              help="List the abnormal intervals: runs of frames scoring above T (start/end frame, end exclusive, and times). On stderr in csv mode, "
-                   "in the record in json mode. Default: no intervals (a report's slider starts at 0.5).")
 @click.option("--plot", default=None, metavar="PATH",
               help="Draw the curve with threshold, intervals and thumbnails of peaks and calm moments: PATH.png for one video, or a folder that gets "
                    "<stem>.png per video. Default: no plot.")
@@ -109,21 +106,8 @@ def check_videos(videos: list[Path], out: Path | None, plot: Path | None, html: 
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write OUT/<stem>.csv (or .json) per video instead of stdout; needed for several videos. A video that fails is reported and the "
                    "others go on (exit 1 at the end).")
-@click.option("--no-correction", is_flag=True, help="Raw detector scores, without the score correction of docs/method.md (Score correction) (on by default).")
-@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Snippets per backbone forward pass (each with the model's crops).")
-@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Backbone weights file. Default: resolved through $VAD_WEIGHTS_DIR, then weights/ (see `vad weights list`); must be the weights "
-                   "the model was trained on.")
-@click.option("--allow-unverified-weights", is_flag=True,
-              help="Accept backbone weights whose sha256 differs from the one the model file records (and from the manifest).")
-@click.option("--decoder", type=click.Choice(["auto", "decord", "pyav"]), default="auto", show_default=True,
-              help="auto: PyAV (the faster one), falling back to decord per video.")
-@scoring_network
 @verbosity
-def score(videos, model_path, output_format, threshold, plot, gt_path, html, html_embed, out_dir, no_correction, device, batch_size, weights,
-          allow_unverified_weights, decoder, precision, exact):
+def score(videos, *, output_format, plot, gt_path, html, html_embed, out_dir, **options):
     """Score raw videos with a trained detector: one anomaly score per frame.
 
     The backbone, crops and preprocessing come from the model file; a video is decoded,
@@ -142,15 +126,14 @@ def score(videos, model_path, output_format, threshold, plot, gt_path, html, htm
     """
     from vad.pipeline.api import load_scorer
     from vad.pipeline.score import generated_footage_warning
-    from vad.pipeline.tables import read_gt
+    from vad.tables import read_gt
 
     videos = list(videos)
     target = plot_target(plot, videos)
     pages = html_target(html, videos, html_embed)
     check_videos(videos, out_dir, target, pages)
     gt = read_gt(gt_path) if gt_path is not None else {}
-    scorer = load_scorer(model_path, weights=weights, allow_unverified_weights=allow_unverified_weights, correction=not no_correction,
-                         device=device, batch_size=batch_size, decoder=decoder, threshold=threshold, precision=precision, exact=exact)
+    scorer = load_scorer(**settings.given(ScoreConfig, options))
     if scorer.trained_on_generated_footage():
         click.echo(generated_footage_warning(scorer), err=True)
 
@@ -159,7 +142,7 @@ def score(videos, model_path, output_format, threshold, plot, gt_path, html, htm
     report = None if pages is None else Pages(pages, html_embed, gt if gt_path is not None else None)
     for video in videos:
         try:
-            written = _score_one(scorer, video, output_format, out_dir, target, gt, report)
+            written = _score_one(scorer, video, output_format, out_dir=out_dir, target=target, gt=gt, report=report)
         except Exception as exc:  # one broken video must not stop the others
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             log.error("vad: %s", message if str(video) in message else f"{video}: {message}")
@@ -180,7 +163,7 @@ def score(videos, model_path, output_format, threshold, plot, gt_path, html, htm
         raise RunFailure(f"{len(failed)} of {len(videos)} video(s) could not be scored: {', '.join(f['video'] for f in failed)}")
 
 
-def _score_one(scorer, video: Path, output_format: str, out_dir: Path | None, target: Path | None, gt: dict, report: Pages | None) -> dict:
+def _score_one(scorer, video: Path, output_format: str, *, out_dir: Path | None, target: Path | None, gt: dict, report: Pages | None) -> dict:
     """Score, write the curve (stdout or OUT/<stem>.<format>), the plot and the report page; returns what was written."""
     from vad.files import atomic_write_bytes
     from vad.pipeline.score import as_json, describe_intervals, gt_for_video, plot_scores, write_csv

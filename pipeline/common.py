@@ -30,21 +30,6 @@ def verbosity(command: Callable) -> Callable:
     return wrapper
 
 
-def scoring_network(command: Callable) -> Callable:
-    """--precision and --exact of the commands that score (`score`, `watch`): their curves need
-    not match released features bit for bit, so on CUDA the backbone runs in fp16 (engine.scoring_precision)."""
-    command = click.option(
-        "--exact", is_flag=True,
-        help="Run the backbone exactly as its architecture is written, not its inference form (BatchNorm folded, "
-             "2-D convolutions of frames: the same features within 1e-5 of max|ref|, faster).")(command)
-    return click.option(
-        "--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
-        help="The backbone's precision. auto: fp16 on CUDA (its rounding, run on a CPU, kept frame scores within 0.003 of "
-             "fp32 on the 13 clips measured), fp32 on every CPU, so every CPU gives the same curve up to float rounding. "
-             "bf16 is about 1.8x faster on CPUs with AMX but moves frame scores by up to 0.053 against fp32 where they "
-             "are mid-range, enough to flip frames across 0.5; without AMX or AVX512-BF16 it is emulated and slower than fp32.")(command)
-
-
 def progress_disabled() -> bool:
     """Progress bars go to stderr, and not at all with --quiet."""
     ctx = click.get_current_context(silent=True)

@@ -60,8 +60,8 @@ def run_demo(config: DemoConfig) -> dict:
     from vad.pipeline import api
     from vad.pipeline.report import IndexEntry, report_threshold, write_index, write_report
     from vad.pipeline.score import gt_for_video, plot_scores, write_csv
-    from vad.pipeline.tables import read_gt
     from vad.synth import make_dataset
+    from vad.tables import read_gt
 
     out = config.out
     started = time.perf_counter()
@@ -79,7 +79,7 @@ def run_demo(config: DemoConfig) -> dict:
 
     log.info("2/5 extracting Inception-I3D (Kinetics-400) features")
     for split, data in (("train", train), ("test", test)):
-        report = api.extract(data.videos_dir, out / f"cache/{split}", backbone="i3d-inception", crops=config.crops,
+        report = api.extract_features(data.videos_dir, out / f"cache/{split}", backbone="i3d-inception", crops=config.crops,
                              device=config.device, progress=config.progress)
         if report.failed:
             raise RunFailure(f"demo: {len(report.failed)} generated clip(s) failed to extract: {report.failed[0][1]}")
@@ -103,7 +103,7 @@ def run_demo(config: DemoConfig) -> dict:
     mark = lap("eval", mark)
 
     log.info("5/5 scoring raw held-out videos into CSV curves, plots and an HTML report")
-    scorer = run.scorer(threshold=0.5, device=config.device)
+    scorer = api.load_scorer(run.model, threshold=0.5, device=config.device)
     gt = read_gt(test.gt_csv)
     abnormal = [clip for clip in test.clips if clip.label == 1][: config.score_clips]
     normal = [clip for clip in test.clips if clip.label == 0][:1]
@@ -156,8 +156,8 @@ def supervised_probe_auc(train_cache: Path, train, test_cache: Path, test) -> fl
 
     from vad.extract.cache import FeatureCache
     from vad.extract.preprocess import CLIP_LEN
-    from vad.pipeline.evaluate import cache_frame_counts, evaluate, frame_labels
-    from vad.pipeline.tables import read_gt
+    from vad.models.evaluate import cache_frame_counts, evaluate, frame_labels
+    from vad.tables import read_gt
 
     def snippets(cache_dir: Path, data) -> tuple[np.ndarray, np.ndarray, dict, dict]:
         cache = FeatureCache(cache_dir)

@@ -49,7 +49,7 @@ def pick_thumbnail_frames(scores: np.ndarray, n_peaks: int = 3, n_normal: int = 
     return sorted(picked)
 
 
-def plot_curve(path_png: str | Path, scores: Sequence[float] | np.ndarray, fps: float, threshold: float | None = None,
+def plot_curve(path_png: str | Path, scores: Sequence[float] | np.ndarray, fps: float, *, threshold: float | None = None,
                intervals: Sequence[Interval] | None = None, gt_intervals: Sequence[Interval] | None = None,
                thumbnails: FrameSource | None = None, title: str | None = None, n_peaks: int = 3,
                n_normal: int = 2, dpi: int = 110) -> Path:
@@ -94,7 +94,7 @@ def plot_curve(path_png: str | Path, scores: Sequence[float] | np.ndarray, fps: 
     if title:
         fig.suptitle(title, fontsize=11)
     if picks:
-        _thumbnail_strip(fig, grid, ax, picks, scores, fps, intervals, thumbnails)
+        _thumbnail_strip(fig, grid, ax, picks, scores, fps, intervals=intervals, source=thumbnails)
     path = Path(path_png)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png", dpi=dpi)
@@ -102,7 +102,7 @@ def plot_curve(path_png: str | Path, scores: Sequence[float] | np.ndarray, fps: 
 
 
 def _thumbnail_strip(fig, grid, ax, picks: list[tuple[int, str]], scores: np.ndarray, fps: float,
-                     intervals: Sequence[Interval] | None, source: FrameSource) -> None:
+                     *, intervals: Sequence[Interval] | None, source: FrameSource) -> None:
     """Thumbnails lettered on the curve; abnormal ones (inside a detected interval, or without
     intervals above 0.5 as in the paper) framed in red, normal ones faded."""
     frames_wanted = [frame for frame, _ in picks]

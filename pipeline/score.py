@@ -16,7 +16,7 @@ import csv
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -27,17 +27,18 @@ from vad import home
 from vad import weights as weights_store
 from vad.errors import VadError
 from vad.extract.backbones import PROFILES, BackboneSpec, backbone_names, get_backbone
-from vad.extract.decode import open_video
-from vad.extract.engine import Engine, geometry_on_device, load_backbone, network_form, resolve_device, resolve_precision
+from vad.extract.decode import DECODERS, open_video
+from vad.extract.engine import PRECISIONS, Engine, geometry_on_device, load_backbone, network_form, resolve_device, resolve_precision
 from vad.extract.preprocess import CLIP_LEN, Geometry
 from vad.extract.snippets import SnippetPlan
-from vad.hardware import arithmetic, native_bf16
+from vad.hardware import DEVICE_HELP, arithmetic, native_bf16
 from vad.models.correction import correct_scores, video_level_score
 from vad.models.detector import ARMSDetector
+from vad.models.evaluate import frame_scores
 from vad.models.inference import score_video
 from vad.models.io import ModelFileError, load_model
-from vad.pipeline.evaluate import frame_scores
 from vad.pipeline.plot import Interval, intervals_above, plot_curve
+from vad.settings import setting
 
 log = logging.getLogger("vad")
 
@@ -55,19 +56,34 @@ class ScoreInputError(VadError):
 
 
 @dataclass
-class ScoreConfig:
-    model: Path  # model.pt written by `vad train` (or `vad demo`); holds the feature configuration
-    weights: Path | None = None  # backbone weights file; None = resolved through weights/ like `vad extract`
-    allow_unverified_weights: bool = False  # accept backbone weights other than those the model was trained with
-    correction: bool = True  # docs/method.md (Score correction) score correction; False = raw detector scores
-    device: str = "auto"  # auto = CUDA when present, else CPU
-    # the backbone's: auto = fp16 on CUDA, fp32 on every CPU (engine.scoring_precision, whose docstring
-    # gives the measured deviations; tests/test_precision.py checks them on mid-range real footage)
-    precision: str = "auto"
-    exact: bool = False  # the plain backbone instead of its inference form (engine.load_backbone)
-    batch_size: int = 4  # snippets per backbone forward pass; each carries the model's crop count
-    decoder: str = "auto"  # auto (decord, PyAV fallback) | decord | pyav
-    threshold: float | None = None  # frames scoring above it form the abnormal intervals; None = no intervals
+class ScoringNetwork:
+    """The settings of every command that scores raw video (`vad score`, `vad watch`)."""
+
+    model: Path | None = setting(None, "A model.pt from `vad train` or `vad demo`.", path="file",
+                                 default_text="the default model in the data folder (`vad info` shows it)")
+    weights: Path | None = setting(None, "Backbone weights file; must be the weights the model was trained on.", path="file",
+                                   default_text="resolved as `vad weights list` shows")
+    allow_unverified_weights: bool = setting(False, "Accept backbone weights whose sha256 differs from the one the model file records "
+                                                    "(and from the manifest).")
+    correction: bool = setting(True, "Raw detector scores, without the score correction (docs/method.md, Score correction).",
+                               negate=True)
+    device: str = setting("auto", DEVICE_HELP)
+    # auto = fp16 on CUDA, fp32 on every CPU (engine.scoring_precision gives the measured reasons)
+    precision: str = setting("auto", "The backbone's precision. auto: fp16 on CUDA, fp32 on every CPU, so every CPU gives the same "
+                                     "curve up to float rounding. bf16 is faster on CPUs with AMX but moves mid-range frame scores "
+                                     "(bench/PRECISION.md); without AMX or AVX512-BF16 it is emulated and slower than fp32.",
+                             choices=("auto", *PRECISIONS))
+    exact: bool = setting(False, "Run the backbone exactly as its architecture is written, not its inference form (BatchNorm "
+                                 "folded, 2-D convolutions of frames: the same features within 1e-5 of max|ref|, faster).")
+
+
+@dataclass
+class ScoreConfig(ScoringNetwork):
+    batch_size: int = setting(4, "Snippets per backbone forward pass (each with the model's crops).", minimum=1)
+    decoder: str = setting("auto", "auto: PyAV, falling back to decord per video.", choices=DECODERS)
+    threshold: float | None = setting(None, "List the abnormal intervals: runs of frames scoring above it (start/end frame, end "
+                                            "exclusive, and times); on stderr in csv mode, in the record in json mode. A report's "
+                                            "slider starts at 0.5 without it.", minimum=0, maximum=1)
 
 
 @dataclass
@@ -119,6 +135,33 @@ class Scorer:
             raise ScoreInputError(f"{path}: the container gives no frame rate, so frame times are unknown")
         return Curve(path, summary.fps, summary.n_frames, summary.partial, snippet, frame_scores(snippet, summary.n_frames),
                      video_level_score(raw), self.provenance)
+
+
+    @classmethod
+    def from_config(cls, config: ScoreConfig) -> Scorer:
+        """Load the model and the backbone it needs; ScoreInputError/ModelFileError/WeightsError on a mismatch."""
+        if config.model is None:
+            config = replace(config, model=default_model_path())
+        device = resolve_device(config.device)
+        precision = resolve_precision(config.precision, device)
+        if precision == "bf16" and not native_bf16(device):
+            log.warning("warning: --precision bf16 on %s: no bf16 hardware (AMX, AVX512-BF16) here, so it is emulated and "
+                        "slower than fp32; scores also move by up to 0.053. Use --precision auto", device)
+        detector, payload = load_model(config.model, device)
+        feature = payload.get("feature")
+        if not isinstance(feature, dict):
+            raise ModelFileError(f"{config.model}: no feature configuration in the model file (write models with `vad train`)")
+        spec = feature_spec(feature, detector.config.feature_dim, Path(config.model))
+        weights = check_weights(spec, feature, config)
+        backbone, _ = load_backbone(spec, weights, device, allow_unverified=config.allow_unverified_weights, exact=config.exact)
+        profile = feature.get("profile", "reference")
+        geometry = Geometry(clip_len=CLIP_LEN, short_side=feature.get("short_side", 256), crop_size=feature.get("crop_size", 224))
+        plan = SnippetPlan(crops=feature["crops"], jpeg_quality=spec.jpeg_quality(profile), decoder=config.decoder,
+                           geometry=geometry, geometry_on_device=geometry_on_device("auto", device))
+        log.debug("model %s: %s features, %d crop(s), profile %s, device %s, precision %s, %s network", config.model, spec.name, plan.crops,
+                  profile, device, precision, network_form(config.exact))
+        provenance = payload.get("provenance") if isinstance(payload.get("provenance"), dict) else {}
+        return cls(config, detector, feature, Engine(backbone, spec, plan, device, config.batch_size, precision=precision), provenance)
 
 
 def default_model_path() -> Path:
@@ -179,30 +222,6 @@ def check_weights(spec: BackboneSpec, feature: dict, config: ScoreConfig) -> Pat
                 f"with (sha256 {recorded[:12]}...); its features would not match the detector. Pass those weights with "
                 f"--weights, or --allow-unverified-weights if you know the two files are equivalent")
     return path
-
-
-def load_scorer(config: ScoreConfig) -> Scorer:
-    """Load the model and the backbone it needs; ScoreInputError/ModelFileError/WeightsError on a mismatch."""
-    device = resolve_device(config.device)
-    precision = resolve_precision(config.precision, device)
-    if precision == "bf16" and not native_bf16(device):
-        log.warning("warning: --precision bf16 on %s: no bf16 hardware (AMX, AVX512-BF16) here, so it is emulated and "
-                    "slower than fp32; scores also move by up to 0.053. Use --precision auto", device)
-    detector, payload = load_model(config.model, device)
-    feature = payload.get("feature")
-    if not isinstance(feature, dict):
-        raise ModelFileError(f"{config.model}: no feature configuration in the model file (write models with `vad train`)")
-    spec = feature_spec(feature, detector.config.feature_dim, Path(config.model))
-    weights = check_weights(spec, feature, config)
-    backbone, _ = load_backbone(spec, weights, device, allow_unverified=config.allow_unverified_weights, exact=config.exact)
-    profile = feature.get("profile", "reference")
-    geometry = Geometry(clip_len=CLIP_LEN, short_side=feature.get("short_side", 256), crop_size=feature.get("crop_size", 224))
-    plan = SnippetPlan(crops=feature["crops"], jpeg_quality=spec.jpeg_quality(profile), decoder=config.decoder,
-                       geometry=geometry, geometry_on_device=geometry_on_device("auto", device))
-    log.debug("model %s: %s features, %d crop(s), profile %s, device %s, precision %s, %s network", config.model, spec.name, plan.crops,
-              profile, device, precision, network_form(config.exact))
-    provenance = payload.get("provenance") if isinstance(payload.get("provenance"), dict) else {}
-    return Scorer(config, detector, feature, Engine(backbone, spec, plan, device, config.batch_size, precision), provenance)
 
 
 def generated_footage_warning(scorer: Scorer) -> str:

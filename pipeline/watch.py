@@ -31,52 +31,45 @@ from typing import TextIO
 
 import numpy as np
 
-from vad.errors import ConfigError
 from vad.extract.stream import RTSP_TRANSPORTS, SourceConfig, StreamSnippet, parse_source, stream_snippets
 from vad.models.correction import video_level_score
 from vad.models.inference import score_video
+from vad.pipeline.score import ScoringNetwork
+from vad.settings import build, setting
 
 log = logging.getLogger("vad")
 
 DEFAULT_WINDOW = 32  # snippets (~17 s at 30 fps); bench/watch.py: the detector on 32 snippets costs well under 1 ms of a snippet's budget
 
 
+def _argv(text: str) -> list[str]:
+    return shlex.split(text)
+
+
 @dataclass
-class WatchConfig:
-    weights: Path | None = None
-    allow_unverified_weights: bool = False
-    device: str = "auto"
-    precision: str = "auto"  # the backbone's (ScoreConfig.precision)
-    exact: bool = False  # the plain backbone, not its inference form (ScoreConfig.exact)
-    correction: bool = True  # the online correction: sqrt(raw * top-k mean of the window's raw scores)
-    window: int = DEFAULT_WINDOW  # trailing snippets the detector (and the correction) sees; at least 3
-    lookahead: bool = True  # wait one snippet for the convolution's right neighbour (offline-equal); False: pad with zeros
-    threshold: float = 0.5
-    min_snippets: int = 2  # snippets at or above the threshold to open an event
-    cooldown: int = 2  # snippets below it to close one
-    queue: int = 4  # finished snippets waiting for the model; more are dropped, oldest first (live sources and --realtime files)
-    out: Path | None = None  # JSON lines appended here too
-    on_event: list[str] | str | None = None  # a program run with each event's JSON on stdin (an argument list, no shell)
-    timeout: float = 10.0
-    rtsp_transport: str = "tcp"
-    reconnect: int = 5
-    realtime: bool = False
-    stdout: TextIO | None = None  # None: sys.stdout
-    handle_signals: bool = True  # SIGINT/SIGTERM end the watch cleanly (main thread only)
-    max_snippets: int | None = None  # stop after this many scored snippets (tests, benchmarks)
-    scorer: object = None  # a loaded Scorer (tests, benchmarks); None: loaded from the model
+class WatchConfig(ScoringNetwork):
+    window: int = setting(DEFAULT_WINDOW, "Trailing snippets the detector and the score correction see (>= 3: the convolution needs "
+                                          "both neighbours of a scored snippet).", minimum=3)
+    lookahead: bool = setting(True, "Score each snippet on arrival (zero padding on the right) instead of waiting one snippet for the "
+                                    "convolution's right neighbour (offline-equal).", negate=True)
+    threshold: float = setting(0.5, "Score that opens an event.", minimum=0, maximum=1)
+    min_snippets: int = setting(2, "Snippets in a row at or above the threshold to open an event.", minimum=1)
+    cooldown: int = setting(2, "Snippets in a row below the threshold to close it.", minimum=1)
+    queue: int = setting(4, "Snippets waiting for the model; when the model is slower than the stream the oldest are dropped "
+                            "(counted). Live sources and --realtime files.", minimum=1)
+    out: Path | None = setting(None, "Append every JSON line to this file too.", path="file")
+    on_event: list[str] | str | None = setting(None, "Run CMD (split like a shell line, run without a shell) with each event's JSON "
+                                                     "on its stdin.", metavar="CMD", parse=_argv)
+    timeout: float = setting(10.0, "Seconds to open the source and to wait for data.", minimum=0, min_open=True)
+    rtsp_transport: str = setting("tcp", "RTSP over TCP (interleaved) or UDP.", choices=RTSP_TRANSPORTS)
+    reconnect: int = setting(5, "Attempts to reopen a network source after a drop (backoff 0.5 s, doubling to 8 s).", minimum=0)
+    realtime: bool = setting(False, "Files only: pace the frames at the file's frame rate (default: as fast as they decode).")
+    # The Python API's own: where lines go, signals, a bound for tests and benchmarks, a loaded Scorer.
+    stdout: TextIO | None = setting(None, "A text stream for the JSON lines (None: sys.stdout).", cli=False)
+    handle_signals: bool = setting(True, "SIGINT/SIGTERM end the watch cleanly (main thread only).", cli=False)
+    max_snippets: int | None = setting(None, "Stop after this many scored snippets.", minimum=1, cli=False)
+    scorer: object = setting(None, "A loaded Scorer (None: loaded from the model).", cli=False)
     _delay: float = field(default=0.0, repr=False)  # seconds added to each snippet's processing (tests: a slow model)
-
-
-def check_config(config: WatchConfig) -> None:
-    if config.window < 3:
-        raise ConfigError(f"--window {config.window}: at least 3 snippets (the convolution needs both neighbours of a scored snippet)")
-    if config.queue < 1 or config.min_snippets < 1 or config.cooldown < 1:
-        raise ConfigError("--queue, --min-snippets and --cooldown are at least 1")
-    if config.rtsp_transport not in RTSP_TRANSPORTS:
-        raise ConfigError(f"--rtsp-transport {config.rtsp_transport}: choose {' or '.join(RTSP_TRANSPORTS)}")
-    if config.timeout <= 0:
-        raise ConfigError("--timeout must be positive")
 
 
 class DropQueue:
@@ -221,14 +214,10 @@ def watch(source: str, model=None, **config) -> dict:
     Returns a summary: snippets scored and dropped, events, seconds. Ends at the end of a file, when a network
     source cannot be reopened after its drops, at SIGINT/SIGTERM, or after `max_snippets`; an open event is closed.
     """
-    unknown = set(config) - {f.name for f in fields(WatchConfig)}
-    if unknown:
-        raise ConfigError(f"watch: unknown option(s) {', '.join(sorted(unknown))}")
-    cfg = WatchConfig(**config)
-    check_config(cfg)
+    cfg = build(WatchConfig, {**config, **({"model": model} if model is not None else {})}, "watch")
     src = parse_source(str(source))
     argv = _on_event_argv(cfg.on_event)
-    scorer = cfg.scorer or _load(model, cfg)
+    scorer = cfg.scorer or _load(cfg)
     engine = scorer.engine
     engine.batch_size = 1
     out = sys.stdout if cfg.stdout is None else cfg.stdout
@@ -318,9 +307,9 @@ def watch(source: str, model=None, **config) -> dict:
     return {"source": str(source), "scored": scored, "dropped": queue.dropped, "seconds": round(time.monotonic() - started, 2)}
 
 
-def _load(model, cfg: WatchConfig):
-    from vad.pipeline.score import ScoreConfig, default_model_path, load_scorer
+def _load(cfg: WatchConfig):
+    """The scoring network of the watch: the ScoringNetwork settings, one snippet per pass, PyAV."""
+    from vad.pipeline.score import ScoreConfig, Scorer
 
-    path = Path(model) if model is not None else default_model_path()
-    return load_scorer(ScoreConfig(model=path, weights=cfg.weights, allow_unverified_weights=cfg.allow_unverified_weights, device=cfg.device,
-                                   batch_size=1, decoder="pyav", precision=cfg.precision, exact=cfg.exact))
+    shared = {f.name: getattr(cfg, f.name) for f in fields(ScoringNetwork)}
+    return Scorer.from_config(ScoreConfig(**shared, batch_size=1, decoder="pyav"))

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from vad.extract.decode import DecodeError
 from vad.extract.snippets import SnippetPlan, VideoSummary, iter_snippets
 from vad.pipeline.importers import ImportError_, import_ucf_gt, import_xd_gt, read_frame_counts
-from vad.pipeline.tables import TableError, read_gt, read_labels
+from vad.tables import TableError, read_gt, read_labels
 
 from videos import pattern_frames, write_lossless
 

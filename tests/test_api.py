@@ -1,4 +1,4 @@
-"""The Python API: vad.extract / vad.train / vad.evaluate / vad.load_scorer, and README's example run as written."""
+"""The Python API: vad.extract_features / vad.train / vad.evaluate / vad.load_scorer, and README's example run as written."""
 from __future__ import annotations
 
 import json
@@ -26,10 +26,10 @@ def clips(tmp_path_factory):
 
 
 def test_extract_train_score_through_the_api(tmp_path, clips, r50_weights_path):
-    report = vad.extract(clips.videos_dir, tmp_path / "cache", weights=r50_weights_path, crops=1, device="cpu",
+    report = vad.extract_features(clips.videos_dir, tmp_path / "cache", weights=r50_weights_path, crops=1, device="cpu",
                          geometry=SMALL, progress=False)
     assert sorted(report.extracted) == sorted(c.video for c in clips.clips) and report.videos == 4 and not report.failed
-    again = vad.extract([clips.videos_dir], tmp_path / "cache", weights=str(r50_weights_path), crops=1, device="cpu",
+    again = vad.extract_features([clips.videos_dir], tmp_path / "cache", weights=str(r50_weights_path), crops=1, device="cpu",
                         geometry=SMALL, progress=False)
     assert again.extracted == [] and len(again.skipped) == 4  # finished videos are skipped: a rerun resumes
 
@@ -43,7 +43,7 @@ def test_extract_train_score_through_the_api(tmp_path, clips, r50_weights_path):
     metrics = vad.evaluate(run.model, tmp_path / "cache", clips.labels_csv, clips.gt_csv, device="cpu", progress=False)
     assert 0.0 <= metrics["auc"] <= 1.0 and metrics["n_videos"] == 4 and "spread_abnormal" in metrics
 
-    scorer = run.scorer(weights=r50_weights_path, device="cpu")
+    scorer = vad.load_scorer(run.model, weights=r50_weights_path, device="cpu")
     clip = next(c for c in clips.clips if c.label == 1)
     curve = scorer.score(clip.path)
     assert curve.frame_scores.shape == (clip.n_frames,) and curve.fps == 25.0 and curve.n_frames == clip.n_frames
@@ -55,24 +55,56 @@ def test_extract_train_score_through_the_api(tmp_path, clips, r50_weights_path):
         assert 0 <= start < end <= curve.n_frames and above[start:end].sum() == 0
         above[start:end] = True
     np.testing.assert_array_equal(above, curve.frame_scores > threshold)
-    # the same video through vad.load_scorer gives the same curve
-    np.testing.assert_array_equal(vad.load_scorer(run.model, weights=r50_weights_path, device="cpu").score(clip.path).frame_scores,
+    # the same video through the Trainer's Run and a scorer loaded again gives the same curve
+    np.testing.assert_array_equal(vad.load_scorer(str(run.model), weights=str(r50_weights_path), device="cpu").score(clip.path).frame_scores,
                                   curve.frame_scores)
 
 
 def test_api_errors_name_the_setting(tmp_path, clips, monkeypatch):
     with pytest.raises(ConfigError, match=r"extract: no setting 'crop'; the settings are .*crops"):
-        vad.extract(clips.videos_dir, tmp_path / "c", crop=1)
-    with pytest.raises(ConfigError, match="--crops must be 1 or 10, got 3"):
-        vad.extract(clips.videos_dir, tmp_path / "c", crops=3)
+        vad.extract_features(clips.videos_dir, tmp_path / "c", crop=1)
+    with pytest.raises(ConfigError, match=r"extract: setting 'crops' \(--crops\): 3 is not one of 10, 1"):
+        vad.extract_features(clips.videos_dir, tmp_path / "c", crops=3)
     with pytest.raises(VadError, match="no video files found"):
-        vad.extract(tmp_path, tmp_path / "c")
+        vad.extract_features(tmp_path, tmp_path / "c")
     with pytest.raises(ConfigError, match="load_scorer: no setting 'threshhold'"):
         vad.load_scorer(tmp_path / "model.pt", threshhold=0.5)
     monkeypatch.setenv("VAD_WEIGHTS_DIR", str(tmp_path / "empty"))
     monkeypatch.setattr("vad.weights.WEIGHTS_DIR", tmp_path / "nothing")
     with pytest.raises(VadError, match="no default model"):
         vad.load_scorer()
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda tmp: vad.load_scorer(123), r"load_scorer: setting 'model' \(--model\) takes a path or None, got 123 \(int\)"),
+    (lambda tmp: vad.load_scorer(tmp / "m.pt", correction="no"), r"setting 'correction' \(--no-correction\) takes True or False, got 'no'"),
+    (lambda tmp: vad.load_scorer(tmp / "m.pt", batch_size=0), r"setting 'batch_size' \(--batch-size\) must be >= 1, got 0"),
+    (lambda tmp: vad.load_scorer(tmp / "m.pt", threshold=2), r"setting 'threshold' \(--threshold\) must be >= 0 and <= 1, got 2"),
+    (lambda tmp: vad.load_scorer(tmp, device="cpu"), r"setting 'model' \(--model\): .* is a folder; a file is expected"),
+    (lambda tmp: vad.train(tmp / "c", tmp / "l.csv", iterations="2"), r"train: setting 'iterations' \(--iterations\) takes an integer or None, got '2'"),
+    (lambda tmp: vad.train(tmp / "c", tmp / "l.csv", lr=-1.0), r"setting 'lr' \(--lr\) must be > 0, got -1.0"),
+    (lambda tmp: vad.train(tmp / "c", tmp / "l.csv", phases=("bst", "nosuch")), r"setting 'phases' \(--phases\): 'nosuch' is not one of bst, ham, as"),
+    (lambda tmp: vad.train(tmp / "c", tmp / "l.csv", detector={"dropout": 1.5}), r"detector: setting 'dropout' \(--dropout\) must be >= 0 and < 1"),
+    (lambda tmp: vad.train(tmp / "file.txt", tmp / "l.csv"), r"cache .*file.txt: a file; a folder is expected"),
+    (lambda tmp: vad.train(tmp / "c", tmp), r"labels .*: a folder; a file is expected"),
+    (lambda tmp: vad.extract_features(tmp, tmp / "c", batch_size=0), r"setting 'batch_size' \(--batch-size\) must be >= 1, got 0"),
+    (lambda tmp: vad.extract_features(42, tmp / "c"), r"videos takes a path or a list of paths, got 42"),
+    (lambda tmp: vad.watch("clip.mp4", window=2), r"watch: setting 'window' \(--window\) must be >= 3, got 2"),
+    (lambda tmp: vad.evaluate(tmp / "m.pt", tmp / "c", tmp / "l.csv", tmp / "gt.csv", correction="yes"), r"correction takes True or False"),
+])
+def test_api_checks_types_ranges_and_paths(tmp_path, call, message):
+    """A wrong type, range or kind of path is a ConfigError naming the setting and what it accepts,
+    raised before any file is read (none of these paths exists but tmp_path and file.txt)."""
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(ConfigError, match=message):
+        call(tmp_path)
+
+
+def test_the_old_spelling_of_extract_still_works_with_a_deprecation_warning(tmp_path):
+    with pytest.warns(DeprecationWarning, match=r"vad.extract\(...\) is deprecated .* vad.extract_features"):
+        with pytest.raises(VadError, match="no video files found"):
+            vad.extract(tmp_path, tmp_path / "c")
+    assert vad.extract.cache.FeatureCache is not None  # still the package
 
 
 def readme_example() -> str:

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from vad.extract.cache import FeatureCache
 from vad.hardware import ARITHMETIC_FLAGS
 from vad.pipeline.cli import main
-from vad.pipeline.tables import write_gt, write_labels
+from vad.tables import write_gt, write_labels
 
 DIM, CROPS = 8, 2
 
@@ -105,8 +105,8 @@ def test_eval_localisation_keys_and_scores_out(world, run, tmp_path):
     """AUC_A, AP_A, spread and false alarms equal a by-hand computation on the --scores-out files."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    from vad.pipeline.evaluate import frame_labels
-    from vad.pipeline.tables import read_gt, read_labels
+    from vad.models.evaluate import frame_labels
+    from vad.tables import read_gt, read_labels
 
     out, _ = run
     result = vad("eval", "--model", out / "model.pt", "--cache", world / "cache", "--labels", world / "test.csv",

@@ -14,8 +14,8 @@ from vad.models.io import ModelFileError
 from vad.pipeline.cli import main
 from vad.pipeline.importers import ImportError_
 from vad.pipeline.score import ScoreInputError
-from vad.pipeline.tables import TableError
 from vad.registry import UnknownName
+from vad.tables import TableError
 from vad.weights import WeightsError
 from vad.weights.safe_pickle import RefusedGlobal
 

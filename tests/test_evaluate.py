@@ -8,7 +8,7 @@ import pytest
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
 
 from vad.models.correction import correct_scores
-from vad.pipeline.evaluate import evaluate, frame_labels, frame_metrics, frame_scores, hard_anomaly_bins
+from vad.models.evaluate import evaluate, frame_labels, frame_metrics, frame_scores, hard_anomaly_bins
 from vad.pipeline.importers import import_rtfm_gt, video_id_of
 
 from paths import REFERENCE
@@ -77,7 +77,7 @@ def test_parity_with_rtfm_frame_arrays():
 
 
 def test_localisation_metrics_see_a_flat_curve():
-    from vad.pipeline.evaluate import localisation_metrics
+    from vad.models.evaluate import localisation_metrics
 
     labels = np.array([0, 0, 1, 1, 0, 0])
     flat = localisation_metrics([(np.full(6, 0.8), labels)], [np.array([0.1, 0.6, 0.2, 0.3])])
@@ -95,7 +95,7 @@ def test_localisation_metrics_see_a_flat_curve():
 
 def test_frame_score_files_stay_inside_their_folder(tmp_path):
     from vad.errors import VadError
-    from vad.pipeline.evaluate import write_frame_scores
+    from vad.models.evaluate import write_frame_scores
 
     written = write_frame_scores(tmp_path / "out", {"cam/a": np.array([0.25, 0.5])}, {"cam/a": 20})
     lines = written[0].read_text().splitlines()

@@ -109,7 +109,7 @@ def test_usage_errors_exit_2_with_one_line(tmp_path, r50_weights_path):
     missing = run_extract(tmp_path / "nothing.mp4", "--cache", tmp_path / "c")
     assert missing.exit_code == 2 and "nothing.mp4: no such file" in missing.stderr
     unknown = run_extract(VIDEOS, "--backbone", "i3d-c3d", "--cache", tmp_path / "c")
-    assert unknown.exit_code == 2 and "unknown; choose one of" in unknown.stderr
+    assert unknown.exit_code == 2 and "Invalid value for '--backbone': 'i3d-c3d' is not one of i3d-inception, i3d-r50" in unknown.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
     none = run_extract(empty, "--cache", tmp_path / "c")

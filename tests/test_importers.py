@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from vad.extract.cache import FeatureCache
 from vad.pipeline.cli import main
 from vad.pipeline.importers import import_mask_folder, import_ucf_gt, import_xd_gt, read_frame_counts, video_id_of
-from vad.pipeline.tables import TableError, read_gt, read_labels
+from vad.tables import TableError, read_gt, read_labels
 
 from paths import REFERENCE
 

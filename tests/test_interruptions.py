@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from vad.extract.cache import FeatureCache
 from vad.pipeline.cli import main
-from vad.pipeline.tables import write_labels
+from vad.tables import write_labels
 
 from videos import pattern_frames, write_lossless
 

@@ -87,9 +87,9 @@ def test_every_loss_name_reaches_its_equation():
 
 
 def test_an_unknown_loss_is_one_line_naming_the_known_ones():
-    from vad.models.trainer import make_config
-    from vad.registry import UnknownName
+    from vad.errors import ConfigError
+    from vad.models.config import make_config
 
-    with pytest.raises(UnknownName) as caught:
+    with pytest.raises(ConfigError) as caught:
         make_config(schedule="traditional", loss="hinge")
-    assert str(caught.value) == "unknown loss 'hinge'; choose one of: ar, ms-top1, ms-topk"
+    assert str(caught.value) == "train: setting 'loss' (--loss): 'hinge' is not one of ar, ms-top1, ms-topk"

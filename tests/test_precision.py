@@ -16,12 +16,12 @@ import torch
 
 from vad.extract.cache import FeatureCache
 from vad.extract.inputs import discover
-from vad.extract.runner import ExtractConfig, extract
+from vad.extract.runner import ExtractConfig, run_extraction
 from vad.hardware import native_bf16
 from vad.models.correction import correct_scores
+from vad.models.evaluate import frame_scores
 from vad.models.inference import score_video
-from vad.pipeline.evaluate import frame_scores
-from vad.pipeline.score import ScoreConfig, load_scorer
+from vad.pipeline.score import ScoreConfig, Scorer
 
 from cpu_flags import pretend_cpu
 from paths import GOLDEN_R50, PRECISION, VIDEOS
@@ -33,7 +33,7 @@ BOUNDS = {"bf16": 5e-3, "fp16": 1e-3}  # max|ours - ref| / max|ref|
 def test_reduced_precision_stays_within_its_documented_bound(tmp_path, r50_weights_path, precision):
     reference = np.load(GOLDEN_R50 / "clip40_feats.npy")[:, 4:5]  # TenCrop index 4 = the centre crop
     config = ExtractConfig(weights=r50_weights_path, crops=1, precision=precision, device="cpu", batch_size=3, workers=0)
-    report = extract(discover([str(GOLDEN_R50 / "clip40.mp4")]), tmp_path / "c", config, progress=False)
+    report = run_extraction(discover([str(GOLDEN_R50 / "clip40.mp4")]), tmp_path / "c", config, progress=False)
     assert report.extracted == ["clip40"]
     ours = FeatureCache(tmp_path / "c").load("clip40")
     assert ours.dtype == np.float32 and ours.shape == reference.shape
@@ -61,7 +61,7 @@ def stored():
 
 @pytest.fixture(scope="module")
 def scorer(inception_weights_path):
-    return load_scorer(ScoreConfig(model=PRECISION / "demo_model.pt", weights=inception_weights_path, precision="fp32", device="cpu",
+    return Scorer.from_config(ScoreConfig(model=PRECISION / "demo_model.pt", weights=inception_weights_path, precision="fp32", device="cpu",
                                    decoder="pyav"))
 
 
@@ -97,7 +97,7 @@ def test_bf16_moves_mid_range_scores_within_the_documented_bound(scorer, stored,
 @pytest.mark.skipif(not native_bf16(torch.device("cpu")), reason="bf16 is emulated on this CPU (minutes per Inception clip); "
                     "test_bf16_moves_mid_range_scores_within_the_documented_bound checks the bound from stored bf16 outputs")
 def test_bf16_scoring_stays_within_the_documented_bound(inception_weights_path, scorer):
-    bf16 = load_scorer(ScoreConfig(model=PRECISION / "demo_model.pt", weights=inception_weights_path, precision="bf16", device="cpu",
+    bf16 = Scorer.from_config(ScoreConfig(model=PRECISION / "demo_model.pt", weights=inception_weights_path, precision="bf16", device="cpu",
                                    decoder="pyav"))
     for clip, path in CLIPS.items():
         deviation = np.abs(bf16.score(path).frame_scores - scorer.score(path).frame_scores).max()
@@ -107,7 +107,7 @@ def test_bf16_scoring_stays_within_the_documented_bound(inception_weights_path, 
 def test_bf16_scoring_without_bf16_hardware_warns(monkeypatch, caplog, inception_weights_path):
     pretend_cpu(monkeypatch, "avx2")
     with caplog.at_level(logging.WARNING, logger="vad"):
-        scorer = load_scorer(ScoreConfig(model=PRECISION / "demo_model.pt", weights=inception_weights_path, precision="bf16",
+        scorer = Scorer.from_config(ScoreConfig(model=PRECISION / "demo_model.pt", weights=inception_weights_path, precision="bf16",
                                          device="cpu", decoder="pyav"))
     assert scorer.engine.precision == "bf16"
     assert "emulated and slower than fp32" in caplog.text and "--precision auto" in caplog.text

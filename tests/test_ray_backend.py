@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from vad.extract.cache import FeatureCache
 from vad.extract.inputs import discover
 from vad.extract.preprocess import Geometry
-from vad.extract.runner import ExtractConfig, extract
+from vad.extract.runner import ExtractConfig, run_extraction
 from vad.pipeline.cli import main
 
 from videos import pattern_frames, write_lossless
@@ -63,7 +63,7 @@ def test_killed_worker_run_finishes_with_a_complete_identical_cache(tmp_path, ra
     ray = ray_instance
     items = discover([str(videos)])
     config = ExtractConfig(weights=r50_weights_path, crops=10, device="cpu", batch_size=2, workers=0, geometry=SMALL)
-    local = extract(items, tmp_path / "local", config, progress=False)
+    local = run_extraction(items, tmp_path / "local", config, progress=False)
     assert len(local.extracted) == len(FRAMES)
 
     kills = []

@@ -15,7 +15,7 @@ from vad.extract.cache import CacheError, FeatureCache
 from vad.models.detector import ARMSDetector, DetectorConfig
 from vad.models.io import save_model
 from vad.pipeline.cli import main
-from vad.pipeline.tables import TableError, read_gt, read_labels, write_gt, write_labels
+from vad.tables import TableError, read_gt, read_labels, write_gt, write_labels
 
 from videos import pattern_frames, write_lossless
 

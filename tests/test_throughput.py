@@ -79,7 +79,7 @@ def test_batches_run_across_video_ends(tmp_path, monkeypatch, r50_weights_path):
 
     monkeypatch.setattr(engine.Engine, "flush", counting)
     config = runner.ExtractConfig(weights=r50_weights_path, crops=1, profile="direct", device="cpu", batch_size=2, workers=0)
-    report = runner.extract(discover([str(tmp_path / "videos")]), tmp_path / "cache", config, progress=False)
+    report = runner.run_extraction(discover([str(tmp_path / "videos")]), tmp_path / "cache", config, progress=False)
     assert sizes == [2, 1] and sorted(report.extracted) == ["v0", "v1", "v2"]
     cache = FeatureCache(tmp_path / "cache")
     assert [cache.load(v).shape for v in ("v0", "v1", "v2")] == [(1, 1, 2048)] * 3

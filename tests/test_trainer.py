@@ -6,10 +6,13 @@ import pytest
 import torch
 
 from vad.errors import ConfigError
+from vad.models.config import PRESETS, make_config
+from vad.models.data import TrainingSet
+from vad.models.monitors import pseudo_label_precision, segment_truth
 from vad.models.phases import PHASES, get_phase
 from vad.models.pooling import pool_segments, segment_bounds
 from vad.models.pseudo import adaptive_ratios, estimate_abnormal_ratio, quartile_pseudo_labels
-from vad.models.trainer import PRESETS, IndexStream, TrainingSet, make_config, pseudo_label_precision, segment_truth, train
+from vad.models.trainer import IndexStream, train
 from vad.registry import UnknownName
 
 from cpu_flags import CPUS, pretend_cpu
@@ -113,9 +116,9 @@ def test_schedule_registry_runs_each_schedule_by_name():
 
 
 def test_an_unknown_schedule_is_one_line_naming_the_known_ones():
-    with pytest.raises(UnknownName) as caught:
+    with pytest.raises(ConfigError) as caught:
         make_config(schedule="co-training")
-    assert str(caught.value) == "unknown schedule 'co-training'; choose one of: arms, traditional"
+    assert str(caught.value) == "train: setting 'schedule' (--schedule): 'co-training' is not one of arms, traditional"
 
 
 def test_detector_settings_go_through_the_detector_config():
@@ -126,16 +129,17 @@ def test_detector_settings_go_through_the_detector_config():
     assert make_config(detector=DetectorConfig(heads=4, hidden_dim=12)).detector.heads == 4
     with pytest.raises(ConfigError, match=r"no field 'hidden_dim' \(a detector field: pass detector="):
         make_config(hidden_dim=64)
-    with pytest.raises(ConfigError, match="DetectorConfig has no field 'width'"):
+    with pytest.raises(ConfigError, match="detector: no setting 'width'; the settings are attention, attention_dropout"):
         make_config(detector={"width": 64})
 
 
 def test_train_config_round_trips_through_the_model_file_with_its_detector(tmp_path):
     from dataclasses import fields, replace
 
+    from vad.models.config import TrainConfig
     from vad.models.detector import DetectorConfig
     from vad.models.io import load_model, save_model
-    from vad.models.trainer import TrainConfig, build_model
+    from vad.models.trainer import build_model
 
     # The flat form needs the two configs' field names apart.
     assert not {f.name for f in fields(TrainConfig)} & {f.name for f in fields(DetectorConfig)}
@@ -149,8 +153,8 @@ def test_train_config_round_trips_through_the_model_file_with_its_detector(tmp_p
 
 def test_train_config_reads_the_train_dict_of_older_model_files():
     """Before TrainConfig held a DetectorConfig, "train" stored these four of its fields only."""
+    from vad.models.config import TrainConfig
     from vad.models.detector import DetectorConfig
-    from vad.models.trainer import TrainConfig
 
     old = {**make_config().to_dict(), "hidden_dim": 16, "dropout": 0.5, "attention": False, "init": "torch"}
     for key in ("heads", "kernel_size", "fc_dim", "attention_dropout"):
@@ -306,7 +310,7 @@ def test_trainer_adam_matches_the_per_tensor_loop():
 def test_training_precision_auto_is_fp32_on_every_cpu(monkeypatch, cpu):
     """bf16 training is an opt-in on every CPU, AMX or not: paired runs moved the result by more
     than 0.005 (bench/TRAINING.md), and one seed should train one model on every CPU."""
-    from vad.models.trainer import training_precision
+    from vad.models.config import training_precision
 
     pretend_cpu(monkeypatch, cpu)
     assert training_precision(make_config()) == "fp32"
@@ -344,7 +348,7 @@ def test_mode_monitors_see_train_mode_without_touching_the_model_or_the_rng():
     """Eval-mode and train-mode scores side by side (issue 25): dropout 0.7 and the gate's batch
     statistics make them differ, and measuring that must not move the model or training's RNG."""
     from vad.models.detector import build_detector
-    from vad.models.trainer import SATURATED_LOGIT, mode_monitors
+    from vad.models.monitors import SATURATED_LOGIT, mode_monitors
 
     torch.manual_seed(0)
     model = build_detector(feature_dim=8, hidden_dim=16)

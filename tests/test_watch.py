@@ -27,7 +27,7 @@ from vad.models.correction import video_level_score
 from vad.models.detector import build_detector
 from vad.models.io import save_model
 from vad.pipeline.cli import main
-from vad.pipeline.score import ScoreConfig, load_scorer
+from vad.pipeline.score import ScoreConfig, Scorer
 from vad.pipeline.watch import Events, WatchConfig, watch
 from vad.weights import sha256_file
 
@@ -52,7 +52,7 @@ def model(tmp_path_factory, r50_weights_path) -> Path:
 
 @pytest.fixture(scope="module")
 def scorer(model, r50_weights_path):
-    return load_scorer(ScoreConfig(model=model, weights=r50_weights_path, device="cpu", batch_size=1, decoder="pyav"))
+    return Scorer.from_config(ScoreConfig(model=model, weights=r50_weights_path, device="cpu", batch_size=1, decoder="pyav"))
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 sys.path.insert(0, str(BENCH))
 
 from vad.extract.cache import FeatureCache  # noqa: E402
-from vad.pipeline.tables import read_gt, read_labels  # noqa: E402
+from vad.tables import read_gt, read_labels  # noqa: E402
 
 import worlds  # noqa: E402
 

@@ -2,17 +2,20 @@
 
     import vad
 
-    vad.extract("videos/", "cache/", backbone="i3d-inception", crops=1)   # I3D features per 16-frame snippet
+    vad.extract_features("videos/", "cache/", backbone="i3d-inception", crops=1)   # I3D features per 16-frame snippet
     run = vad.train("cache/", "labels.csv", out="run/")                    # ARMS self-training
     curve = vad.load_scorer(run.model).score("clip.mp4")                   # one score per decoded frame
     curve.frame_scores, curve.fps, curve.intervals(0.5), curve.provenance
 
 The functions live in vad.pipeline.api (see there for every argument); importing vad loads
-none of torch, the backbones or the trainer until one of them is called. `vad.extract` is also
-the extraction package (vad.extract.cache, vad.extract.engine...): called, it runs extraction.
+none of torch, the backbones or the trainer until one of them is called. The training run
+itself is vad.models.Trainer. `vad.extract` is the extraction package (vad.extract.cache,
+vad.extract.engine...); calling it, the spelling of version 0.1, still runs extraction with a
+DeprecationWarning.
 
 Layers, bottom to top; a module imports only from its own layer or those below:
-  vad.errors, vad.files, vad.claims, vad.registry, vad.progress, vad.hardware   the neutral bottom
+  vad.errors, vad.files, vad.claims, vad.registry, vad.progress, vad.hardware,
+  vad.settings, vad.tables, vad.home                              the neutral bottom
   vad.weights                                                     weights files: resolve, verify, fetch
   vad.synth                                                       generated footage (fixtures, the demo)
   vad.extract (vad.extract.backbones inside)                      video -> snippets -> features
@@ -23,24 +26,30 @@ from __future__ import annotations
 
 import sys
 import types
+import warnings
 
-from vad import extract  # the extraction package; made callable below
+from vad import extract  # noqa: F401  (the extraction package; made callable below)
 
 
 class _CallablePackage(types.ModuleType):
-    """Python binds `vad.extract` to the extraction package as soon as any of its modules is
-    imported, so a plain function of that name here would be replaced by the package. The
-    package is made callable instead: `vad.extract(...)` runs the API function, and
-    `vad.extract.cache`, `vad.extract.engine`... stay the modules they are."""
+    """Version 0.1 called the extraction package as a function; that keeps working for one
+    release, with a DeprecationWarning, and `vad.extract_features` is the function."""
 
     def __call__(self, videos, cache, **config):
-        """Extract features of `videos` into the feature cache `cache`. See vad.pipeline.api.extract."""
-        from vad.pipeline.api import extract as run
-
-        return run(videos, cache, **config)
+        warnings.warn("vad.extract(...) is deprecated and will be removed in the next release; call vad.extract_features(...)",
+                      DeprecationWarning, stacklevel=2)
+        return extract_features(videos, cache, **config)
 
 
 sys.modules["vad.extract"].__class__ = _CallablePackage
+
+
+def extract_features(videos, cache, **config):
+    """Extract features of `videos` into the feature cache `cache`; returns the ExtractReport.
+    See vad.pipeline.api.extract_features."""
+    from vad.pipeline.api import extract_features as run
+
+    return run(videos, cache, **config)
 
 
 def train(cache, labels, **config):
@@ -71,4 +80,4 @@ def watch(source, model=None, **config) -> dict:
     return run(source, model, **config)
 
 
-__all__ = ["evaluate", "extract", "load_scorer", "train", "watch"]
+__all__ = ["evaluate", "extract_features", "load_scorer", "train", "watch"]

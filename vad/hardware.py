@@ -9,6 +9,8 @@ import torch
 
 # The /proc/cpuinfo flags that change which kernels oneDNN runs, and so the last bits of a result.
 ARITHMETIC_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8", "amx_fp16")
+# the --device help of every command that runs a network
+DEVICE_HELP = "auto (CUDA when present), cpu, cuda or cuda:N."
 
 
 def native_bf16(device: torch.device) -> bool:

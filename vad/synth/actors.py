@@ -92,7 +92,7 @@ Sprite = Pose | Vehicle | Projectile
 
 
 def _walk_track(scene: Scene, path: Polyline, s0: float, direction: int, speeds: np.ndarray, fps: int,
-                gait: Gait, look: Look, phase0: float) -> list[Pose]:
+                *, gait: Gait, look: Look, phase0: float) -> list[Pose]:
     """Poses of a person moving along `path` from arc length s0, one per entry of `speeds` (body heights/s)."""
     poses, s, phase, facing = [], s0, phase0, direction
     for speed in speeds:
@@ -148,7 +148,7 @@ def _walker(rng: np.random.Generator, scene: Scene, spec: ClipSpec) -> list[Pose
     lo, hi = _path_span(scene, path)
     start_s = rng.uniform(lo - 0.3 * (hi - lo), hi) if direction > 0 else rng.uniform(lo, hi + 0.3 * (hi - lo))
     speeds = _speed_profile(rng, spec.n_frames, spec.fps, speed, pause_prob=0.35)
-    return list(_walk_track(scene, path, start_s, direction, speeds, spec.fps, WALK, Look.random(rng), rng.uniform(0, 6.3)))
+    return list(_walk_track(scene, path, start_s, direction, speeds, spec.fps, gait=WALK, look=Look.random(rng), phase0=rng.uniform(0, 6.3)))
 
 
 def _chatting_pair(rng: np.random.Generator, scene: Scene, spec: ClipSpec) -> list[list[Pose | None]]:

@@ -61,10 +61,10 @@ def _meeting_point(rng: np.random.Generator, scene: Scene) -> tuple[Polyline, fl
 
 
 def _approach(rng: np.random.Generator, scene: Scene, spec: ClipSpec, path: Polyline, s_meet: float, direction: int,
-              frames: int, look: Look) -> list[Pose]:
+              *, frames: int, look: Look) -> list[Pose]:
     """Walk along `path` so as to reach s_meet after `frames` frames (integrated backwards, then reversed)."""
     speeds = np.full(frames, WALK_SPEED * rng.uniform(0.9, 1.1))
-    back = _walk_track(scene, path, s_meet, -direction, speeds, spec.fps, WALK, look, rng.uniform(0, 6.3))
+    back = _walk_track(scene, path, s_meet, -direction, speeds, spec.fps, gait=WALK, look=look, phase0=rng.uniform(0, 6.3))
     poses = back[::-1]
     for p in poses:
         p.facing = -p.facing
@@ -79,7 +79,7 @@ def _running(rng: np.random.Generator, scene: Scene, spec: ClipSpec) -> Event:
     lo, hi = _path_span(scene, path)
     start_s = lo - 5 if direction > 0 else hi + 5
     speeds = np.full(spec.n_frames, rng.uniform(3.0, 3.8))
-    track = _walk_track(scene, path, start_s, direction, speeds, spec.fps, RUN, Look.random(rng), 0.0)
+    track = _walk_track(scene, path, start_s, direction, speeds, spec.fps, gait=RUN, look=Look.random(rng), phase0=0.0)
     span = _visible_span(scene, track) or (0, spec.n_frames)
     start = _event_start(rng, spec.n_frames, span[1] - span[0])
     shift = start - span[0]
@@ -126,7 +126,7 @@ def _fight(rng: np.random.Generator, scene: Scene, spec: ClipSpec) -> Event:
         x, y, ux, _ = path.at(s_stand)
         h = scene.body_height(y) * look.size
         facing = -side * (1 if ux > 0 else -1)
-        track: list[Sprite | None] = list(_approach(rng, scene, spec, path, s_stand, -side, start, look))
+        track: list[Sprite | None] = list(_approach(rng, scene, spec, path, s_stand, -side, frames=start, look=look))
         f1, f2, f3 = rng.uniform(1.5, 2.5), rng.uniform(2.5, 4.0), rng.uniform(0.7, 1.2)
         p1, p2 = rng.uniform(0, 6.3, 2)
         for t in range(fight_len):
@@ -140,7 +140,7 @@ def _fight(rng: np.random.Generator, scene: Scene, spec: ClipSpec) -> Event:
         remaining = n - end
         if remaining > 0:
             speeds = np.full(remaining, WALK_SPEED * rng.uniform(1.0, 1.2))
-            track.extend(_walk_track(scene, path, s_stand, side, speeds, spec.fps, WALK, look, 0.0))
+            track.extend(_walk_track(scene, path, s_stand, side, speeds, spec.fps, gait=WALK, look=look, phase0=0.0))
         tracks.append(track[:n])
     return Event(tracks, start, end)
 
@@ -154,7 +154,7 @@ def _fall(rng: np.random.Generator, scene: Scene, spec: ClipSpec) -> Event:
     fall, lie, rise = _fit([int(0.4 * spec.fps), int(rng.uniform(1.2, 3.0) * spec.fps), int(1.0 * spec.fps)], int(0.7 * n))
     start = _event_start(rng, n, fall + lie + rise)
     look = Look.random(rng)
-    track: list[Sprite | None] = list(_approach(rng, scene, spec, path, s_fall, direction, start, look))
+    track: list[Sprite | None] = list(_approach(rng, scene, spec, path, s_fall, direction, frames=start, look=look))
     x, y, ux, _ = path.at(s_fall)
     facing = int(np.sign(ux * direction)) or 1
     h = scene.body_height(y) * look.size
@@ -174,11 +174,11 @@ def _fall(rng: np.random.Generator, scene: Scene, spec: ClipSpec) -> Event:
     if n > len(track):
         speeds = np.full(n - len(track), WALK_SPEED * 0.7)
         s_after = s_fall + direction * 0.3 * h
-        track.extend(_walk_track(scene, path, s_after, direction, speeds, spec.fps, WALK, look, 0.0))
+        track.extend(_walk_track(scene, path, s_after, direction, speeds, spec.fps, gait=WALK, look=look, phase0=0.0))
     return Event([track[:n]], start, min(n, start + fall + lie + rise))
 
 
-def _projectile(rng: np.random.Generator, n: int, release: int, x: float, y: float, h: float, facing: int,
+def _projectile(rng: np.random.Generator, n: int, release: int, x: float, y: float, h: float, *, facing: int,
                 flight: int) -> tuple[list[Sprite | None], int]:
     """An object leaving the hand at `release`: a parabola peaking ~0.9 body heights above the hand that
     lands after about `flight` frames, bounces once and rests. Returns the track and the frame it rests."""
@@ -215,7 +215,7 @@ def _throw(rng: np.random.Generator, scene: Scene, spec: ClipSpec) -> Event:
     throw_len = wind + swing + follow + gap
     start = _event_start(rng, n, n_throws * throw_len + flight // 2)
     look = Look.random(rng)
-    thrower: list[Sprite | None] = list(_approach(rng, scene, spec, path, s_stop, direction, start, look))
+    thrower: list[Sprite | None] = list(_approach(rng, scene, spec, path, s_stop, direction, frames=start, look=look))
     x, y, ux, _ = path.at(s_stop)
     facing = int(np.sign(ux * direction)) or 1
     h = scene.body_height(y) * look.size
@@ -231,10 +231,10 @@ def _throw(rng: np.random.Generator, scene: Scene, spec: ClipSpec) -> Event:
         for i in range(follow + gap):
             back = max(0.0, 1 - i / follow)
             thrower.append(Pose(x, y, h, look, facing=facing, amp=0.0, lean=0.3 * back, arms=(1.6 * back, 0.2, 0.2, 0.3)))
-        track, rest = _projectile(rng, n, release, x, y + 1, h, facing, flight)  # +1: drawn in front of the thrower
+        track, rest = _projectile(rng, n, release, x, y + 1, h, facing=facing, flight=flight)  # +1: drawn in front of the thrower
         tracks.append(track)
         end = max(end, rest, release + follow)
     if n > len(thrower):
         speeds = np.full(n - len(thrower), WALK_SPEED)
-        thrower.extend(_walk_track(scene, path, s_stop, direction, speeds, spec.fps, WALK, look, 0.0))
+        thrower.extend(_walk_track(scene, path, s_stop, direction, speeds, spec.fps, gait=WALK, look=look, phase0=0.0))
     return Event([thrower[:n]] + tracks, start, min(n, end))

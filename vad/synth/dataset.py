@@ -44,7 +44,7 @@ class DatasetInfo:
     clips: list[ClipRecord]
 
 
-def make_dataset(out_dir: str | Path, n_normal: int, n_abnormal: int, seed: int = 0, size: tuple[int, int] = (320, 240),
+def make_dataset(out_dir: str | Path, n_normal: int, n_abnormal: int, *, seed: int = 0, size: tuple[int, int] = (320, 240),
                  n_frames: int | tuple[int, int] = (96, 240), fps: int = 25, n_scenes: int = 4,
                  kinds: tuple[str, ...] | None = None, codec: str = "libx264", progress: bool = False) -> DatasetInfo:
     """Render and write a dataset: videos/{normal,abnormal}/*.mp4 plus labels.csv, gt.csv and clips.csv.
