@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from vad.errors import VadError
+from vad.hardware import DEVICE_HELP
 from vad.pipeline.common import progress_disabled, verbosity
 
 log = logging.getLogger("vad")
@@ -54,7 +55,7 @@ def snippet_logits(video: Path, model, spec, device, decoder: str, *, batch_size
 @click.option("--weights", type=click.Path(dir_okay=False), default=None, help="Weights file. Default: resolved as in `vad weights list`.")
 @click.option("--decoder", type=click.Choice(["auto", "decord", "pyav"]), default="pyav", show_default=True,
               help="Video decoder; pyav decodes in decoder order as the reference pipeline.")
-@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Snippets per forward pass.")
 @verbosity
 def classify(*, video: Path, k: int, clip_only: bool, as_json: bool, backbone: str, weights: str | None, decoder: str, device: str,

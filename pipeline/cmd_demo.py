@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from vad.hardware import DEVICE_HELP
 from vad.pipeline.common import fmt_optional, progress_disabled, verbosity
 
 
@@ -14,13 +15,13 @@ from vad.pipeline.common import fmt_optional, progress_disabled, verbosity
 @click.option("--out", "out_dir", default="demo_out", show_default=True, type=click.Path(file_okay=False),
               help="Folder for clips, caches, the model, CSV curves and plots.")
 @click.option("--quick", is_flag=True, help="A reduced run (a dozen tiny clips, few epochs): checks the plumbing in about a minute.")
-@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the generated footage and the training.")
 @click.option("--attention", is_flag=True,
               help="Train the paper's detector (gated self-attention) instead of the conv + MLP variant; on the "
-                   "demo's 28 clips it reaches a lower held-out AUC (0.692 against 0.777, README \"The demo\").")
+                   "demo's 28 clips it reaches a lower held-out AUC (bench/RESULTS.md, \"The demo\").")
 @verbosity
-def demo(out_dir, quick, device, seed, attention):
+def demo(*, out_dir, quick, device, seed, attention):
     """Run the whole pipeline offline on generated surveillance footage.
 
     Generates clips of people walking (normal) and of running, fights, falls, vehicles on

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from vad.hardware import DEVICE_HELP
 from vad.pipeline.common import fmt_optional, progress_disabled, verbosity
 
 
@@ -17,7 +18,7 @@ from vad.pipeline.common import fmt_optional, progress_disabled, verbosity
 @click.option("--gt", "gt_path", required=True, type=click.Path(dir_okay=False),
               help="Ground truth CSV `video,start_frame,end_frame` (end exclusive); videos without rows are all-normal.")
 @click.option("--no-correction", is_flag=True, help="Evaluate raw detector scores, without the score correction of docs/method.md (Score correction).")
-@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object: auc, ap, ap_trapezoid, score_gap, auc_abnormal, "
                    "ap_abnormal, spread_abnormal, false_alarm_rate, n_videos, n_frames (+ details).")

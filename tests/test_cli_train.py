@@ -8,6 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from vad.errors import ConfigError
 from vad.extract.cache import FeatureCache
 from vad.hardware import ARITHMETIC_FLAGS
 from vad.pipeline.cli import main
@@ -258,3 +259,27 @@ def test_health_is_printed_recorded_and_strict_exits_1(world, tmp_path):
     # everything is still written, and the model says how its run went
     assert torch.load(tmp_path / "run/model.pt", weights_only=True)["provenance"]["health"] == summary
     assert "--strict" in " ".join(CliRunner().invoke(main, ["train", "--help"]).output.split())
+
+
+def test_the_trainer_is_what_vad_train_runs(world, run, tmp_path):
+    """vad.models.Trainer with the settings of `vad train` trains the same model, bit for bit; its
+    callbacks see every iteration and what they add to the metrics lands in metrics.json."""
+    from vad.models import DetectorConfig, TrainConfig, Trainer
+
+    seen = []
+
+    def callback(result, metrics):
+        seen.append((result.iteration, result.phase))
+        metrics["callback"] = result.iteration
+
+    config = TrainConfig(epochs=2, min_steps=0, batch_videos=4, lr=1e-3, iterations=3, device="cpu", detector=DetectorConfig())
+    trained = Trainer(config, out=tmp_path / "run", progress=False, callbacks=[callback], command="test").fit(
+        world / "cache", world / "train.csv", eval_labels=world / "test.csv", gt=world / "gt.csv", train_gt=world / "train_gt.csv")
+    assert seen == [(1, "bst"), (2, "ham"), (3, "as")] and [m["callback"] for m in trained.metrics] == [1, 2, 3]
+    assert json.loads((tmp_path / "run/metrics.json").read_text())["iterations"][-1]["callback"] == 3
+    a = torch.load(run[0] / "model.pt", weights_only=True)["state_dict"]
+    b = torch.load(trained.model, weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert trained.health == json.loads((run[0] / "metrics.json").read_text())["health"]
+    with pytest.raises(ConfigError, match="Trainer: config takes a TrainConfig, got dict"):
+        Trainer({"epochs": 2})

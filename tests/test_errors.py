@@ -10,6 +10,7 @@ from vad.extract.cache import CacheError, CacheWriteError
 from vad.extract.decode import DecodeError
 from vad.extract.inputs import InputError
 from vad.extract.ray_backend import RayUnavailable
+from vad.home import DataFolderError
 from vad.models.io import ModelFileError
 from vad.pipeline.cli import main
 from vad.pipeline.importers import ImportError_
@@ -25,7 +26,7 @@ from paths import VIDEOS
 def test_every_error_vad_reports_has_the_one_base_and_the_right_exit_code():
     bad_input = [VadError, ConfigError, CacheError, InputError, RayUnavailable, ModelFileError, ImportError_, ScoreInputError,
                  TableError, UnknownName, WeightsError, RefusedGlobal]
-    failures = [RunFailure, CacheWriteError, DecodeError]
+    failures = [RunFailure, CacheWriteError, DecodeError, DataFolderError]
     assert all(issubclass(cls, VadError) and cls.exit_code == 2 for cls in bad_input)
     assert all(issubclass(cls, VadError) and cls.exit_code == 1 for cls in failures)
     assert not issubclass(TableError, ValueError)  # a bug's ValueError can no longer pass for bad input

@@ -130,8 +130,8 @@ def _matches(value: Any, kind: Any) -> bool:
         if not isinstance(value, tuple | list):
             return False
         args = typing.get_args(kind)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return all(_matches(v, args[0]) for v in value)
+        if origin is list or (len(args) == 2 and args[1] is Ellipsis):  # list[T], tuple[T, ...]: any length
+            return not args or all(_matches(v, args[0]) for v in value)
         return not args or (len(args) == len(value) and all(_matches(v, k) for v, k in zip(value, args)))
     if kind is float:
         return isinstance(value, int | float) and not isinstance(value, bool)
