@@ -110,7 +110,7 @@ def test_batcher_on_device_gives_the_same_features_as_workers():
     np.testing.assert_array_equal(feats["workers"], feats["device"])
     assert ExtractConfig(resize_on="auto").snippet_plan(spec, torch.device("cuda")).geometry_on_device
     assert not ExtractConfig(resize_on="auto").snippet_plan(spec, cpu).geometry_on_device
-    with pytest.raises(ConfigError, match="unknown resize-on 'gpu'"):
+    with pytest.raises(ConfigError, match=r"setting 'resize_on' \(--resize-on\): 'gpu' is not one of auto, workers, device"):
         ExtractConfig(resize_on="gpu").check()
 
 
