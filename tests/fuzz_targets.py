@@ -137,3 +137,190 @@ def video_target(data: bytes, decoder: str) -> str:
     finally:
         path.unlink()
         path.parent.rmdir()
+
+
+# -- report pages: hostile names and provenance, checked in a browser ------------------------------
+HOSTILE = ["<", ">", "&", "\"", "'", "`", "</script>", "<!--", "-->", "<script>", "<b>", "${", "\\", "\u2028", "\u2029", "é", "日本",
+           "\U0001F600", "%20", "%", "#", "?", " ", "\t", "javascript:", "onerror=", "=", ";", "/", "..", "\x7f"]
+# Payloads that would set window.__vadInjected if any of them ran: a page must show them as text.
+PAYLOADS = ["<img src=x onerror=\"window.__vadInjected=1\">", "</script><script>window.__vadInjected=1</script>",
+            "\"><svg onload=window.__vadInjected=1>", "'-alert(window.__vadInjected=1)-'"]
+
+
+def page_inputs() -> st.SearchStrategy[tuple[str, dict]]:
+    """(file name stem, provenance) from hostile tokens, payloads and any text."""
+    token = st.sampled_from(HOSTILE + PAYLOADS)
+    text = st.one_of(st.lists(token, min_size=1, max_size=6).map("".join), st.text(min_size=1, max_size=40))
+    # a file name: no "/" or NUL, not "." / "..", short enough for any file system with the page's suffixes
+    stem = text.map(lambda t: t.replace("/", "_").replace("\x00", "_")).filter(lambda t: t.strip(".") != "" and len(t.encode()) <= 150)
+    provenance = st.dictionaries(st.sampled_from(["command", "cache", "backbone", "created", "note"]), text, max_size=4)
+    return st.tuples(stem, provenance)
+
+
+def visible(text: str) -> str:
+    """Text as compared with what a browser shows: without whitespace, control and format characters
+    (HTML collapses the first, drops or replaces the others: NUL becomes U+FFFD)."""
+    import unicodedata
+
+    return "".join(c for c in text if unicodedata.category(c)[0] not in "CZ" and c != "\ufffd")
+
+
+class PageChecker:
+    """Writes report pages for hostile names and provenance strings and checks them in Chromium:
+    the page loads, shows the name and provenance as text, and nothing in them ran as script."""
+
+    def __init__(self, folder: Path, driver):
+        from vad.pipeline.report import Proxy, encode_proxy
+
+        self.folder, self.driver = folder, driver
+        self.video = write_lossless(folder / "base.mp4", pattern_frames(32, 96, 64, seed=4), fps=25)
+        with open(folder / "base.proxy.mp4", "wb") as handle:
+            self.proxy: Proxy = encode_proxy(self.video, 32, 25.0, handle)
+
+    def __call__(self, stem: str, provenance: dict) -> str:
+        import shutil
+
+        import numpy as np
+
+        from vad.pipeline.report import href, render_page
+        from vad.pipeline.score import Curve, ScoreConfig, Scorer
+
+        case = Path(tempfile.mkdtemp(prefix="vad-fuzz-page-", dir=self.folder))
+        video = case / f"{stem}.mp4"
+        proxy = case / f"{stem}.proxy.mp4"
+        shutil.copy(self.video, video)
+        shutil.copy(self.folder / "base.proxy.mp4", proxy)
+        scores = np.linspace(0.0, 1.0, 32)
+        curve = Curve(video, 25.0, 32, False, scores[::16].copy(), scores, 0.9, provenance)
+        spec = type("Spec", (), {"name": "i3d-r50"})()
+        engine = type("Engine", (), {"spec": spec, "plan": type("Plan", (), {"crops": 1})()})()
+        scorer = Scorer(ScoreConfig(model=case / "model.pt", threshold=0.5), None, {"profile": "direct"}, engine, provenance)
+        text = render_page(curve, scorer, video_src=href(proxy.name), csv=(href(f"{stem}.csv"), f"{stem}.csv"),
+                           json_link=(href(f"{stem}.json"), f"{stem}.json"), gt=None, proxy=self.proxy)
+        page = case / "page.html"
+        page.write_text(text, encoding="utf-8")
+        self.driver.get(page.as_uri())
+        shown = self.driver.execute_script(
+            "return {injected: window.__vadInjected === 1, title: document.title, body: document.body.innerText,"
+            " data: typeof vadReport === 'object'};")
+        if shown["injected"]:
+            raise AssertionError("a name or provenance string ran as script")
+        if not shown["data"]:
+            raise AssertionError("the page's script did not start (vadReport missing)")
+        if visible(f"{stem}.mp4") not in visible(shown["title"]):
+            raise AssertionError(f"title {shown['title']!r} does not show the name")
+        missing = [value for value in provenance.values() if visible(value) not in visible(shown["body"])]
+        if missing:
+            raise AssertionError(f"provenance not shown as text: {missing[0]!r}")
+        shutil.rmtree(case)
+        return "shown"
+
+
+# -- vad watch sources: random bytes, truncated and size-changing MPEG-TS over HTTP on 127.0.0.1 ----
+WATCH_SECONDS = 30  # a source must be scored or refused within this
+
+
+def mpegts(frames, fps: int = 25) -> bytes:
+    """An MPEG-TS (MPEG-2 video) of `frames`, as a camera or a recorder sends it."""
+    from videos import write_codec
+
+    folder = Path(tempfile.mkdtemp(prefix="vad-fuzz-"))
+    data = write_codec(folder / "s.ts", frames, "mpeg2video", fps=fps).read_bytes()
+    (folder / "s.ts").unlink()
+    folder.rmdir()
+    return data
+
+
+def base_streams() -> dict[str, bytes]:
+    """A 40-frame stream at 96x64, and one whose resolution changes half way (two streams back to back)."""
+    if "streams" not in _BASE:
+        small, large = pattern_frames(40, 96, 64, seed=1), pattern_frames(40, 160, 120, seed=2)
+        _BASE["streams"] = {"plain": mpegts(small), "size_change": mpegts(small[:20]) + mpegts(large[20:])}
+    return _BASE["streams"]
+
+
+def watch_inputs() -> st.SearchStrategy[tuple]:
+    """(which base stream or random bytes, cut point, byte flips)."""
+    unit = st.floats(0, 1, allow_nan=False)
+    return st.tuples(st.sampled_from(["plain", "size_change", "random"]), st.none() | unit,
+                     st.lists(st.tuples(unit, st.integers(0, 255)), max_size=6), st.binary(max_size=2000))
+
+
+class StreamServer:
+    """Serves one payload as an MPEG-TS over HTTP on 127.0.0.1, then closes the connection."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        self.payload = b""
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "video/mp2t")
+                self.end_headers()
+                try:
+                    self.wfile.write(server.payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/stream.ts"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def watch_target(server: StreamServer, scorer, case: tuple) -> str:
+    """'scored' (some snippets) or 'refused' (vad's own error, one line); raises anything else."""
+    import io
+    import json
+
+    from vad.errors import VadError
+    from vad.pipeline.watch import watch
+
+    kind, cut, flips, noise = case
+    server.payload = noise if kind == "random" else mutate(base_streams()[kind], flips, cut, None)
+    out = io.StringIO()
+    try:
+        with time_limit(WATCH_SECONDS):
+            summary = watch(server.url, scorer=scorer, stdout=out, handle_signals=False, timeout=2.0, reconnect=0)
+    except VadError as exc:
+        if "\n" in str(exc).strip():
+            raise AssertionError(f"a refusal of more than one line: {exc}") from None
+        return "refused"
+    records = [json.loads(line) for line in out.getvalue().splitlines()]  # every line is JSON
+    if summary["scored"] != sum(1 for r in records if "event" not in r):
+        raise AssertionError(f"summary says {summary['scored']} snippets, stdout has {len(records)} lines")
+    return "scored" if summary["scored"] else "empty"
+
+
+def watch_scorer(folder: Path):
+    """A cheap Scorer for the watch target: the generated i3d-r50 weights at 112-pixel crops and an
+    untrained no-attention detector (as tests/test_watch.py)."""
+    import torch
+
+    from vad.extract.backbones import get_backbone
+    from vad.extract.runner import ExtractConfig, cache_config
+    from vad.models.detector import build_detector
+    from vad.models.io import save_model
+    from vad.pipeline.score import ScoreConfig, Scorer
+    from vad.weights import sha256_file
+
+    from golden_r50 import write_weights
+
+    weights = write_weights(folder / "i3d_r50_golden.pth")
+    spec = get_backbone("i3d-r50")
+    torch.manual_seed(0)
+    feature = {**cache_config(spec, ExtractConfig(backbone="i3d-r50", crops=1, profile="direct"), sha256_file(weights)),
+               "short_side": 128, "crop_size": 112}
+    save_model(folder / "watch.pt", build_detector(feature_dim=spec.feature_dim, hidden_dim=64, fc_dim=8, attention=False),
+               feature=feature, phase="untrained")
+    return Scorer.from_config(ScoreConfig(model=folder / "watch.pt", weights=weights, device="cpu", batch_size=1, decoder="pyav"))
