@@ -15,7 +15,7 @@ from sklearn.metrics import auc, average_precision_score, precision_recall_curve
 from vad.errors import VadError
 from vad.extract.cache import FeatureCache
 from vad.extract.preprocess import CLIP_LEN
-from vad.files import atomic_write_bytes
+from vad.files import atomic_write_bytes, output_problem
 from vad.models.correction import correct_scores
 from vad.models.detector import ARMSDetector
 from vad.models.inference import score_video
@@ -145,19 +145,42 @@ def score_cache(model: ARMSDetector, cache: FeatureCache, video_ids: Sequence[st
     }
 
 
-def write_frame_scores(directory: Path, scores: Mapping[str, np.ndarray], n_frames: Mapping[str, int]) -> list[Path]:
-    """DIR/<video_id>.csv with `frame,score` per video (ids with folders get the same folders)."""
-    root = directory.resolve()
-    written = []
-    for video_id, snippet in scores.items():
+SCORES_HEADER = "frame,score"  # the first line of DIR/<video_id>.csv, by which a rerun knows the file as vad's
+
+
+def frame_score_paths(directory: Path, video_ids: Sequence[str]) -> dict[str, Path]:
+    """DIR/<video_id>.csv of every id, all checked before any is written (and before the scoring):
+    VadError for an id that would land outside DIR, for a file there that vad did not write (its
+    first line is not SCORES_HEADER) and for one that cannot be written (vad.files.output_problem:
+    a name too long, a file where a folder must be, a folder not writable)."""
+    root = Path(directory).resolve()
+    paths = {}
+    for video_id in video_ids:
         path = (root / f"{video_id}.csv").resolve()
         if root not in path.parents:
             raise VadError(f"video id {video_id!r} would be written outside {directory}")
+        if path.is_file():
+            with open(path, "rb") as handle:
+                if handle.readline(64).rstrip(b"\r\n") != SCORES_HEADER.encode():
+                    raise VadError(f"{path}: the scores of {video_id} would overwrite this file, which vad did not write; "
+                                   f"move it away or choose another --scores-out")
+        problem = output_problem(path)
+        if problem is not None:
+            raise VadError(f"--scores-out {directory}: cannot write the scores of {video_id} as {path}: {problem}")
+        paths[video_id] = path
+    return paths
+
+
+def write_frame_scores(directory: Path, scores: Mapping[str, np.ndarray], n_frames: Mapping[str, int]) -> list[Path]:
+    """DIR/<video_id>.csv with `frame,score` per video (ids with folders get the same folders);
+    every id is checked (frame_score_paths) before the first file is written."""
+    paths = frame_score_paths(directory, list(scores))
+    written = []
+    for video_id, snippet in scores.items():
         frames = frame_scores(snippet, n_frames[video_id])
-        text = "frame,score\n" + "".join(f"{i},{v:.6f}\n" for i, v in enumerate(frames))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, text.encode())
-        written.append(path)
+        text = SCORES_HEADER + "\n" + "".join(f"{i},{v:.6f}\n" for i, v in enumerate(frames))
+        atomic_write_bytes(paths[video_id], text.encode())
+        written.append(paths[video_id])
     return written
 
 

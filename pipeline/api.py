@@ -120,7 +120,7 @@ def evaluate(model: PathLike, cache: PathLike, labels: PathLike, gt: PathLike, *
     (vad.models.evaluate): auc, ap, ap_trapezoid, score_gap, auc_abnormal, ap_abnormal,
     spread_abnormal, false_alarm_rate and details. `scores_out`: also write DIR/<video_id>.csv."""
     from vad.extract.cache import FeatureCache
-    from vad.models.evaluate import cache_frame_counts, evaluate_scores, final_scores, score_cache, write_frame_scores
+    from vad.models.evaluate import cache_frame_counts, evaluate_scores, final_scores, frame_score_paths, score_cache, write_frame_scores
     from vad.models.io import load_model
     from vad.models.run import resolve_device
     from vad.tables import read_gt, read_labels
@@ -132,6 +132,8 @@ def evaluate(model: PathLike, cache: PathLike, labels: PathLike, gt: PathLike, *
     features = FeatureCache(cache)
     dim = features.feature_dim
     video_labels = read_labels(labels, features.video_ids())
+    if scores_out is not None:  # every id's file checked before the work (VadError, nothing written)
+        frame_score_paths(Path(scores_out), list(video_labels))
     counts = cache_frame_counts(features, list(video_labels))
     truth = read_gt(gt, features.video_ids(), counts)
     detector, payload = load_model(model, resolve_device(device))

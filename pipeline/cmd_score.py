@@ -13,6 +13,7 @@ import click
 from vad import settings
 from vad.errors import RunFailure, VadError
 from vad.pipeline.common import progress_disabled, verbosity
+from vad.pipeline.report import EMBED_LIMIT_MB
 from vad.pipeline.score import ScoreConfig
 
 log = logging.getLogger("vad")
@@ -102,7 +103,9 @@ def check_videos(videos: list[Path], out: Path | None, plot: Path | None, html: 
                    "folder that gets <stem>.html per video and index.html. Beside each page: <stem>.proxy.mp4 (H.264, long side at most 640 px), "
                    "<stem>.csv and <stem>.json, which the page links. Default: no report.")
 @click.option("--html-embed", is_flag=True,
-              help="Put the proxy video, the CSV and the JSON inside each page (data URIs): one file to send, larger. Needs --html.")
+              help=f"Put the proxy video, the CSV and the JSON inside each page (data URIs): one file to send, larger. Needs --html. A "
+                   f"proxy over {EMBED_LIMIT_MB} MB is refused (that video fails, nothing is written for its page): without --html-embed "
+                   f"the page links it beside itself.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write OUT/<stem>.csv (or .json) per video instead of stdout; needed for several videos. A video that fails is reported and the "
                    "others go on (exit 1 at the end).")
@@ -125,6 +128,7 @@ def score(videos, *, output_format, plot, gt_path, html, html_embed, out_dir, **
     not fit its backbone weights.
     """
     from vad.pipeline.api import load_scorer
+    from vad.pipeline.outputs import settle
     from vad.pipeline.score import generated_footage_warning
     from vad.tables import read_gt
 
@@ -132,6 +136,8 @@ def score(videos, *, output_format, plot, gt_path, html, html_embed, out_dir, **
     target = plot_target(plot, videos)
     pages = html_target(html, videos, html_embed)
     check_videos(videos, out_dir, target, pages)
+    # every output checked before the work: no input or user's file overwritten, every file writable
+    videos = settle(videos, out=out_dir, output_format=output_format, plot=target, pages=pages, embed=html_embed)
     gt = read_gt(gt_path) if gt_path is not None else {}
     scorer = load_scorer(**settings.given(ScoreConfig, options))
     if scorer.trained_on_generated_footage():
@@ -184,9 +190,11 @@ def _score_one(scorer, video: Path, output_format: str, *, out_dir: Path | None,
     if out_dir is None:
         click.echo(text, nl=False)
     else:
-        out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"{video.stem}.{output_format}"
-        atomic_write_bytes(path, text.encode())
+        try:
+            atomic_write_bytes(path, text.encode())
+        except OSError as exc:
+            raise RunFailure(f"{path}: cannot write the scores ({exc.strerror or exc})") from None
         written["scores"] = str(path)
     if target is not None:
         written["plot"] = str(plot_scores(result, scorer, plot_path(target, video), gt_for_video(gt, video)))

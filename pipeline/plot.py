@@ -9,10 +9,14 @@ moments are drawn faded, as in the paper.
 """
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from vad.files import atomic_write_bytes
+from vad.pipeline.outputs import PLOT_MARK
 
 Interval = tuple[int, int]
 # Frames for thumbnails: an indexable [N,H,W,3] array/sequence, or a callable that takes the sorted
@@ -96,8 +100,9 @@ def plot_curve(path_png: str | Path, scores: Sequence[float] | np.ndarray, fps: 
     if picks:
         _thumbnail_strip(fig, grid, ax, picks, scores, fps, intervals=intervals, source=thumbnails)
     path = Path(path_png)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=dpi)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": PLOT_MARK})  # the mark a rerun knows vad's plots by
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 

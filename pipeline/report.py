@@ -13,9 +13,19 @@ and the curve's time are the same clock.
 The page's script contract (tests and people who script the page rely on it): elements
 `video`, `curve` (its box spans 0..duration_s left to right), `threshold` (a range input) and
 `events` (a table, one body row per event); `window.vadReport` holds fps, n_frames,
-duration_s, scores, threshold (the slider's current value) and events(threshold) ->
-[{start_frame, end_frame, peak, peak_frame}], runs of frames scoring strictly above the
-threshold, end exclusive, as pipeline/plot.py intervals_above.
+duration_s, scores, frames_per_point, threshold (the slider's current value) and
+events(threshold) -> [{start_frame, end_frame, peak, peak_frame}], runs of frames scoring
+strictly above the threshold, end exclusive, as pipeline/plot.py intervals_above.
+
+The page holds the scores rounded up to 4 decimals (the CSV beside it holds 6): rounded up, a
+score is above a threshold of at most 4 decimals exactly when its rounded value is, so the
+slider's events are the CLI's intervals at every such threshold. A video of more
+than PAGE_POINTS frames is drawn from the maximum of each run of frames_per_point frames, so
+peaks survive: its scores, readout and events are those of these points (an event starts and
+ends on their edges); the CSV, linked from the page, keeps every frame.
+
+`embed` puts the proxy inside the page, up to EMBED_LIMIT_MB: the proxy is encoded to an
+unnamed temporary file and its base64 streamed into the page, so memory never holds it whole.
 """
 from __future__ import annotations
 
@@ -26,6 +36,8 @@ import json
 import logging
 import math
 import re
+import secrets
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -49,11 +61,19 @@ PROXY_CRF = 26  # libx264 quality: a surveillance proxy, not an archive copy
 PROXY_GOP_S = 2.0  # a keyframe every 2 s keeps seeks from the curve quick
 DEFAULT_THRESHOLD = 0.5  # the page's first threshold when the scorer has none (the paper's)
 SPARKLINE_POINTS = 120  # index sparklines: the maximum of each of this many stretches
+PAGE_POINTS = 10_000  # a page holds at most this many scores: longer videos keep the maximum of each run of frames
+PAGE_DIGITS = 4  # decimals of the scores in the page (the CSV has 6)
+EMBED_LIMIT_MB = 50  # --html-embed refuses a proxy larger than this many MB (10**6 bytes)
+EMBED_CHUNK = 3 << 16  # bytes of proxy per base64 chunk streamed into an embedded page (a multiple of 3)
 TEMPLATE = "report.html"
 
 
 class ReportError(RunFailure):
     """The report or its proxy could not be written; the message says which file and why."""
+
+
+class ProxyTooLarge(ReportError):
+    """An embedded page's proxy passed EMBED_LIMIT_MB."""
 
 
 # -- the proxy video ------------------------------------------------------------------------------
@@ -79,13 +99,17 @@ def frame_rate(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(100_000)
 
 
-def encode_proxy(video: Path, n_frames: int, fps: float, handle: BinaryIO, *, decoder: str = "auto", progress: bool = False) -> Proxy:
+def encode_proxy(video: Path, n_frames: int, fps: float, handle: BinaryIO, *, decoder: str = "auto", progress: bool = False,
+                 max_bytes: int | None = None) -> Proxy:
     """Re-encode `video` into `handle` as the page's H.264 MP4: its first `n_frames` decoded frames
     (upright, as scoring saw them), frame i at i / fps. A re-decode that stops short repeats its
-    last frame, so the proxy always has n_frames frames and the curve's timing."""
+    last frame, so the proxy always has n_frames frames and the curve's timing. The MP4's comment
+    is PROXY_MARK, by which a rerun knows the file as vad's. `max_bytes`: stop with ProxyTooLarge
+    as soon as `handle` holds more."""
     import av
 
     from vad.extract.decode import open_video
+    from vad.pipeline.outputs import PROXY_MARK
     from vad.progress import progress_bar
 
     if n_frames < 1:
@@ -95,6 +119,7 @@ def encode_proxy(video: Path, n_frames: int, fps: float, handle: BinaryIO, *, de
     width, height = proxy_size(source.width, source.height)
     written, last = 0, None
     with av.open(handle, "w", format="mp4") as container:
+        container.metadata["comment"] = PROXY_MARK
         stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.time_base = frame_time = 1 / rate
@@ -105,6 +130,8 @@ def encode_proxy(video: Path, n_frames: int, fps: float, handle: BinaryIO, *, de
             image.pts = written
             image.time_base = frame_time
             container.mux(stream.encode(image))
+            if max_bytes is not None and handle.tell() > max_bytes:
+                raise ProxyTooLarge(f"{video}: the proxy passes {max_bytes / 1e6:g} MB")
 
         with progress_bar(total=n_frames, desc="proxy", unit="frame", disable=not progress, leave=False) as bar:
             for rgb in source:
@@ -173,9 +200,20 @@ def page_files(page: Path) -> dict[str, Path]:
             "json": page.with_name(f"{page.stem}.json")}
 
 
-def _scores(values: Iterable[float]) -> list[float | None]:
-    """Full precision (the page's intervals must be the CLI's), NaN as null (never above a threshold)."""
-    return [float(v) if math.isfinite(v) else None for v in np.asarray(values, dtype=np.float64)]
+def page_points(values: Iterable[float], limit: int = PAGE_POINTS) -> tuple[int, list[float | None]]:
+    """(frames_per_point k, the page's scores): every frame's score for at most `limit` frames,
+    else the maximum of each run of k frames (k = ceil(n / limit); peaks survive); rounded up to
+    PAGE_DIGITS decimals (so `s > t` holds for the rounded value exactly when it holds for s, for
+    every t of at most PAGE_DIGITS decimals); NaN (or a run of NaN) as null, never above a threshold."""
+    scores = np.asarray(values, dtype=np.float64).ravel()
+    k = max(1, math.ceil(len(scores) / limit))
+    if k > 1:
+        padded = np.concatenate([scores, np.full(-len(scores) % k, np.nan)]).reshape(-1, k)
+        finite = np.isfinite(padded)
+        scores = np.where(finite.any(axis=1), np.where(finite, padded, -np.inf).max(axis=1), np.nan)
+    scale = 10**PAGE_DIGITS
+    # 1e-9: a score that is a grid value (0.51 is 5100.000000000001 times 1e-4 in floats) stays on it
+    return k, [math.ceil(float(v) * scale - 1e-9) / scale if math.isfinite(v) else None for v in scores]
 
 
 def _fmt_value(value) -> str:
@@ -202,13 +240,16 @@ def _model_rows(curve, scorer) -> str:
     return _rows(pairs + (provenance or [("trained", "the model file records no provenance")]))
 
 
-def _warnings(curve, scorer) -> str:
+def _warnings(curve, scorer, frames_per_point: int = 1) -> str:
     notes = []
     if scorer.trained_on_generated_footage():
         notes.append("This model was trained by <code>vad demo</code> on generated cartoon footage, not on real surveillance "
                      "video: its scores on real footage mean little.")
     if curve.partial:
         notes.append(f"Decoding stopped early: the curve covers the {curve.n_frames} frames that decoded.")
+    if frames_per_point > 1:
+        notes.append(f"{curve.n_frames} frames: the curve, the readout and the events show the highest score of each "
+                     f"{frames_per_point} frames (events start and end on those steps); the CSV holds every frame's score.")
     return "\n".join(f'<p class="warning">{note}</p>' for note in notes)
 
 
@@ -218,8 +259,9 @@ def render_page(curve, scorer, *, video_src: str, csv: tuple[str, str], json_lin
     threshold = report_threshold(scorer)
     duration = curve.n_frames / curve.fps
     name = curve.path.name
+    frames_per_point, points = page_points(curve.frame_scores)
     data = {"name": name, "fps": curve.fps, "n_frames": curve.n_frames, "duration_s": duration, "snippet_frames": CLIP_LEN,
-            "threshold": threshold, "scores": _scores(curve.frame_scores), "video_score": curve.video_score,
+            "threshold": threshold, "scores": points, "frames_per_point": frames_per_point, "video_score": curve.video_score,
             "gt": [[int(s), int(e)] for s, e in (gt or [])], "correction": bool(scorer.config.correction)}
     facts = [f"{curve.n_frames} frames", f"{curve.fps:.3f} fps", f"{duration:.2f} s", f"video score {curve.video_score:.3f}",
              f"score correction {'on' if scorer.config.correction else 'off'}", f"proxy {proxy.width}x{proxy.height}"]
@@ -227,7 +269,7 @@ def render_page(curve, scorer, *, video_src: str, csv: tuple[str, str], json_lin
         facts.append(f"{len(gt)} ground-truth interval(s)")
     values = {
         "title": html.escape(name), "name": html.escape(name), "path": html.escape(str(curve.path)),
-        "facts": html.escape(" · ".join(facts)), "warnings": _warnings(curve, scorer),
+        "facts": html.escape(" · ".join(facts)), "warnings": _warnings(curve, scorer, frames_per_point),
         "video_src": html.escape(video_src, quote=True), "width": str(proxy.width), "height": str(proxy.height),
         "csv_href": html.escape(csv[0], quote=True), "csv_name": html.escape(csv[1], quote=True),
         "json_href": html.escape(json_link[0], quote=True), "json_name": html.escape(json_link[1], quote=True),
@@ -256,10 +298,14 @@ def write_report(curve, scorer, path: str | Path, *, gt: Sequence[Interval] | No
 
     Beside the page: `<stem>.proxy.mp4` and, unless `csv_name` / `json_name` name files already
     there (paths relative to the page), `<stem>.csv` and `<stem>.json` as `vad score` writes
-    them. `embed=True` puts the proxy, CSV and JSON inside the page instead: one file to send.
+    them. `embed=True` puts the proxy, CSV and JSON inside the page instead: one file to send,
+    refused (ProxyTooLarge, nothing written) when the proxy passes EMBED_LIMIT_MB.
     `gt`: ground-truth [start, end) frame intervals to draw (None: none known).
+    A file in the way that vad did not write (pipeline/outputs.py) is refused before any work.
     """
     import av
+
+    from vad.pipeline.outputs import Output, check_overwrite
 
     page = Path(path)
     started = time.perf_counter()
@@ -268,15 +314,19 @@ def write_report(curve, scorer, path: str | Path, *, gt: Sequence[Interval] | No
     for what, target in (("page", page), *((k, v) for k, v in files.items() if not embed)):
         if target.resolve() == source:
             raise VadError(f"{target}: the report's {what} would overwrite the video it reports on; choose another page name")
+    mine = {"page": page}
+    if not embed:
+        mine["proxy"] = files["proxy"]
+        mine.update({kind: files[kind] for kind, given in (("csv", csv_name), ("json", json_name)) if given is None})
+    for kind, target in mine.items():
+        check_overwrite(Output(target, f"report {kind}", kind, curve.path, "page name"))
     csv_bytes, json_bytes = curve_texts(curve, scorer)
     decoder = scorer.config.decoder
     try:
         if embed:
-            buffer = io.BytesIO()
-            proxy = encode_proxy(curve.path, curve.n_frames, curve.fps, buffer, decoder=decoder, progress=progress)
-            video_src = data_uri("video/mp4", buffer.getvalue())
             csv_link = (data_uri("text/csv", csv_bytes), files["csv"].name)
             json_link = (data_uri("application/json", json_bytes), files["json"].name)
+            proxy = _write_embedded(curve, scorer, page, csv_link, json_link, gt=gt, progress=progress)
         else:
             holder: list[Proxy] = []
             atomic_write(files["proxy"], lambda handle: holder.append(
@@ -289,8 +339,11 @@ def write_report(curve, scorer, path: str | Path, *, gt: Sequence[Interval] | No
                 atomic_write_bytes(files["json"], json_bytes)
             csv_link = (href(csv_name or files["csv"].name), Path(csv_name or files["csv"].name).name)
             json_link = (href(json_name or files["json"].name), Path(json_name or files["json"].name).name)
-        text = render_page(curve, scorer, video_src=video_src, csv=csv_link, json_link=json_link, gt=gt, proxy=proxy)
-        atomic_write_bytes(page, text.encode("utf-8"))
+            text = render_page(curve, scorer, video_src=video_src, csv=csv_link, json_link=json_link, gt=gt, proxy=proxy)
+            atomic_write_bytes(page, text.encode("utf-8"))
+    except ProxyTooLarge:
+        raise ProxyTooLarge(f"{page}: the proxy of {curve.path} passes {EMBED_LIMIT_MB} MB, too large for --html-embed; "
+                            f"without --html-embed the page links it as {files['proxy'].name} beside it") from None
     except OSError as exc:
         raise ReportError(f"{page}: cannot write the report ({exc.strerror or exc})") from None
     except av.FFmpegError as exc:  # the encoder or muxer refused (no libx264 in this PyAV build, a frame it cannot take)
@@ -298,6 +351,29 @@ def write_report(curve, scorer, path: str | Path, *, gt: Sequence[Interval] | No
     log.info("%s: report %s (%.1f KiB, proxy %dx%d, %.1f s)", curve.path, page, page.stat().st_size / 1024, proxy.width, proxy.height,
              time.perf_counter() - started)
     return page
+
+
+def _write_embedded(curve, scorer, page: Path, csv_link: tuple[str, str], json_link: tuple[str, str], *, gt, progress: bool) -> Proxy:
+    """The embedded page: the proxy encoded to an unnamed temporary file beside the page (gone
+    whatever happens), then the page written with the proxy's base64 streamed in chunks, so
+    memory holds a chunk of the proxy, never the whole of it."""
+    page.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=page.parent) as encoded:
+        proxy = encode_proxy(curve.path, curve.n_frames, curve.fps, encoded, decoder=scorer.config.decoder, progress=progress,
+                             max_bytes=EMBED_LIMIT_MB * 10**6)
+        token = f"vad-proxy-{secrets.token_hex(16)}"  # where the data URI goes; nothing else in the page can hold it
+        head, tail = render_page(curve, scorer, video_src=token, csv=csv_link, json_link=json_link, gt=gt, proxy=proxy).split(token)
+
+        def write(handle: BinaryIO) -> None:
+            handle.write(head.encode("utf-8"))
+            handle.write(b"data:video/mp4;base64,")
+            encoded.seek(0)
+            while chunk := encoded.read(EMBED_CHUNK):
+                handle.write(base64.b64encode(chunk))
+            handle.write(tail.encode("utf-8"))
+
+        atomic_write(page, write)
+    return proxy
 
 
 # -- the index of pages ---------------------------------------------------------------------------

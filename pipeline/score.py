@@ -25,7 +25,7 @@ from PIL import Image
 
 from vad import home
 from vad import weights as weights_store
-from vad.errors import VadError
+from vad.errors import RunFailure, VadError
 from vad.extract.backbones import PROFILES, BackboneSpec, backbone_names, get_backbone
 from vad.extract.decode import DECODERS, open_video
 from vad.extract.engine import PRECISIONS, Engine, geometry_on_device, load_backbone, network_form, resolve_device, resolve_precision
@@ -316,5 +316,8 @@ def plot_scores(result: Curve, scorer: Scorer, png: Path, gt_intervals: list[Int
     if scorer.trained_on_generated_footage():
         title += " (demo model)"
     intervals = result.intervals(config.threshold) if config.threshold is not None else None
-    return plot_curve(png, result.frame_scores, result.fps, threshold=config.threshold, intervals=intervals, gt_intervals=gt_intervals,
-                      thumbnails=thumbnail_source(result.path, config.decoder), title=title)
+    try:
+        return plot_curve(png, result.frame_scores, result.fps, threshold=config.threshold, intervals=intervals, gt_intervals=gt_intervals,
+                          thumbnails=thumbnail_source(result.path, config.decoder), title=title)
+    except OSError as exc:
+        raise RunFailure(f"{png}: cannot write the plot ({exc.strerror or exc})") from None

@@ -320,7 +320,7 @@ def test_cli_page_shows_what_the_cli_wrote(browser, batch):
     report = js(browser, "const r = window.vadReport; return {fps: r.fps, n_frames: r.n_frames, duration_s: r.duration_s, "
                          "scores: r.scores, threshold: r.threshold, gt: r.gt};")
     assert (report["fps"], report["n_frames"], report["duration_s"], report["threshold"]) == (25, 48, 1.92, 0.5)
-    assert np.allclose(report["scores"], record["scores"], atol=1e-6, rtol=0)
+    assert np.allclose(report["scores"], record["scores"], atol=1e-4, rtol=0)  # the page rounds up to 4 decimals
     assert report["gt"] == [[20, 40]]  # --gt's interval for alt
     cli = [(i["start_frame"], i["end_frame"]) for i in record["intervals"]]
     assert cli and page_events(browser, 0.5) == cli and rows(browser) == len(cli)
@@ -433,6 +433,43 @@ def test_escaped_name_and_embedded_page_play(browser, designed, embedded):
     cli = [(i["start_frame"], i["end_frame"]) for i in embedded["record"]["intervals"]]
     assert page_events(browser, 0) == cli and rows(browser) == len(cli)  # the page starts at the CLI's --threshold 0
     assert_local_only(browser)
+    assert console_errors(browser) == []
+
+
+def test_a_long_video_page_draws_its_maxima(browser, designed, scorer):
+    """100,000 frames at 0.2 with a 1-frame spike of 0.9 at frame 61,234: the page holds the maxima of 10 frames
+    and still draws: the curve crosses the plot, the spike reaches the 0.9 level, events(0.5) is the spike's
+    10 frames. (The page shows the designed clip's proxy: its drawing does not depend on the video.)"""
+    from vad.pipeline.report import Proxy, href, render_page
+
+    scores = np.full(100_000, 0.2)
+    scores[61_234] = 0.9
+    curve = dataclasses.replace(designed["curve"], n_frames=100_000, frame_scores=scores, snippet_scores=scores[::SNIPPET].copy())
+    page = designed["folder"] / "long.html"
+    page.write_text(render_page(curve, scorer, video_src=href("designed.proxy.mp4"), csv=(href("long.csv"), "long.csv"),
+                                json_link=(href("long.json"), "long.json"), gt=None, proxy=Proxy(96, 64, 48, Fraction(FPS), 0)), encoding="utf-8")
+    open_page(browser, page)
+    assert js(browser, "return [vadReport.frames_per_point, vadReport.scores.length];") == [10, 10_000]
+    assert js(browser, "return vadReport.events(0.5);") == [{"start_frame": 61_230, "end_frame": 61_240, "peak": 0.9, "peak_frame": 61_230}]
+    assert rows(browser) == 1
+    ink = js(browser, """
+        const c = document.querySelector('#curve canvas'), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        const top = [];  // per column: the highest pixel of the curve's dark ink, or -1
+        for (let x = 0; x < c.width; x++) {
+          top.push(-1);
+          for (let y = 0; y < c.height; y++) {
+            const i = 4 * (y * c.width + x);
+            if (d[i] < 100 && d[i + 1] < 100 && d[i + 2] < 100 && d[i + 3] > 200) { top[x] = y; break; }
+          }
+        }
+        return {top: top, height: c.height, ratio: window.devicePixelRatio || 1};""")
+    top, height, ratio = ink["top"], ink["height"], ink["ratio"]
+    assert np.mean([y >= 0 for y in top]) > 0.95  # the curve crosses the plot
+    pad = 4 * ratio
+    level = {s: pad + (1 - s) * (height - 2 * pad) for s in (0.2, 0.9)}  # the page's y of a score
+    spike = round(61_234 / 100_000 * len(top))
+    assert min(y for y in top[spike - 3:spike + 4] if y >= 0) == pytest.approx(level[0.9], abs=3)
+    assert np.median([y for y in top if y >= 0]) == pytest.approx(level[0.2], abs=3)
     assert console_errors(browser) == []
 
 
