@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -16,11 +17,14 @@ import numpy as np
 from vad import claims
 from vad.claims import process_identity
 from vad.errors import RunFailure, VadError
+from vad.extract.preprocess import CLIP_LEN
 from vad.files import atomic_save_npy, atomic_write_json
 
 CACHE_FORMAT = 1
 # Keys of cache.json that define the feature configuration: a cache holds exactly one.
 CONFIG_KEYS = ("backbone", "weights_sha256", "feature_dim", "crops", "clip_len", "short_side", "crop_size", "profile")
+# Metadata fields that, where present (null reads as absent), are whole numbers of at least 1.
+COUNT_FIELDS = ("n_snippets", "n_frames", "segments")
 
 
 class CacheError(VadError):
@@ -29,6 +33,46 @@ class CacheError(VadError):
 
 class CacheWriteError(RunFailure):
     """Writing an entry failed at run time (disk full, permissions); finished entries are intact."""
+
+
+class FrameCountsMissing(CacheError):
+    """Segment-pooled features (Sultani's C3D) without the video's frame count: their frames are unknown."""
+
+
+@dataclass(frozen=True)
+class FrameLayout:
+    """Which frames of its video each feature row covers: the one mapping from rows to frames, used by
+    the evaluation, `vad eval --scores-out`, the curves of `vad score` and pseudo-label precision.
+
+    Snippets (extracted features, RTFM's released ones): row t covers frames 16t .. 16t+15, the last
+    row cut at n_frames. Pooled segments (metadata `segments`: Sultani's C3D features, each video
+    pooled to 32 segments): row i of S covers frames floor(i*N/S) .. floor((i+1)*N/S) - 1, Sultani's
+    mapping, so GT in the video's real frame numbers evaluates unchanged.
+    """
+
+    n_rows: int
+    n_frames: int
+    pooled: bool = False
+
+    def __post_init__(self):
+        if self.n_frames < 0 or (self.pooled and self.n_rows < 1):
+            raise ValueError(f"no frame layout for {self.n_frames} frames in {self.n_rows} rows")
+        if not self.pooled and self.n_frames > CLIP_LEN * self.n_rows:
+            raise ValueError(f"{self.n_frames} frames need {-(-self.n_frames // CLIP_LEN)} snippets, got {self.n_rows}")
+
+    def bounds(self) -> np.ndarray:
+        """[n_rows + 1] frame numbers: row r covers frames bounds[r] .. bounds[r+1] - 1 (none when equal)."""
+        rows = np.arange(self.n_rows + 1, dtype=np.int64)
+        if self.pooled:
+            return rows * self.n_frames // self.n_rows
+        return np.minimum(rows * CLIP_LEN, self.n_frames)
+
+    def spread(self, row_values: np.ndarray) -> np.ndarray:
+        """Each row's value on each of its frames: [n_rows] -> [n_frames]."""
+        row_values = np.asarray(row_values, dtype=np.float64)
+        if len(row_values) != self.n_rows:
+            raise ValueError(f"{len(row_values)} values for {self.n_rows} rows")
+        return np.repeat(row_values, np.diff(self.bounds()))
 
 
 def check_video_id(video_id: str) -> str:
@@ -143,13 +187,60 @@ class FeatureCache:
         return None
 
     def meta(self, video_id: str) -> dict:
+        """The entry's metadata, an object whose counts (COUNT_FIELDS) are whole numbers where present."""
         path = self.meta_path(video_id)
         try:
-            return json.loads(path.read_text())
+            meta = json.loads(path.read_text())
         except FileNotFoundError:
             raise CacheError(f"{self.root}: no video {video_id!r} in the cache") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise CacheError(f"{path}: corrupt metadata ({exc}); re-extract it with --overwrite") from None
+        if not isinstance(meta, dict):
+            raise self._corrupt(video_id, "not a JSON object")
+        for name in COUNT_FIELDS:
+            value = meta.get(name)
+            if value is not None and (type(value) is not int or value < 1):
+                raise self._corrupt(video_id, f"{name} {value!r} is not a whole number of at least 1")
+        return meta
+
+    def _corrupt(self, video_id: str, why: str) -> CacheError:
+        return CacheError(f"{self.meta_path(video_id)}: corrupt metadata: {why}; re-extract or re-import the video with --overwrite")
+
+    def frame_layout(self, video_id: str, meta: dict | None = None, n_rows: int | None = None) -> FrameLayout:
+        """Which frames each feature row of `video_id` covers, from its metadata (FrameLayout).
+
+        Snippets without `n_frames` take 16 * T (RTFM's padded length). Pooled segments need
+        `n_frames` (`vad cache import --frame-counts`): FrameCountsMissing otherwise. `meta` and
+        `n_rows` (the features' T) save reading them again.
+        """
+        meta = self.meta(video_id) if meta is None else meta
+        rows = self.load(video_id, mmap=True).shape[0] if n_rows is None else int(n_rows)
+        recorded, segments, n_frames = meta.get("n_snippets"), meta.get("segments"), meta.get("n_frames")
+        if recorded is not None and recorded != rows:
+            raise self._corrupt(video_id, f"n_snippets {recorded} does not match its features' {rows} rows")
+        if segments is not None:
+            if segments != rows:
+                raise self._corrupt(video_id, f"segments {segments} does not match its features' {rows} rows")
+            if n_frames is None:
+                raise FrameCountsMissing(
+                    f"{self.meta_path(video_id)}: {video_id!r} holds {rows} segments pooled over the whole video (Sultani's C3D "
+                    "features) and no frame count, and GT files count real frames; record the frame counts with "
+                    "`vad cache import FILE... --cache CACHE --frame-counts COUNTS` (a CSV video,n_frames, or UCF-Crime's "
+                    "test_anomalyv2.txt and test_normalv2.txt)")
+            return FrameLayout(rows, n_frames, pooled=True)
+        if n_frames is None:
+            return FrameLayout(rows, CLIP_LEN * rows)
+        if n_frames > CLIP_LEN * rows:
+            raise self._corrupt(video_id, f"n_frames {n_frames} does not fit its {rows} snippets of {CLIP_LEN} frames (at most {CLIP_LEN * rows})")
+        return FrameLayout(rows, n_frames)
+
+    def record_frame_count(self, video_id: str, n_frames: int) -> bool:
+        """Write `n_frames` into the entry's metadata (atomically; the features stay); False when it already holds it."""
+        meta = self.meta(video_id)
+        if meta.get("n_frames") == n_frames:
+            return False
+        atomic_write_json(self.meta_path(video_id), {**meta, "n_frames": int(n_frames)})
+        return True
 
     def load(self, video_id: str, mmap: bool = False) -> np.ndarray:
         """Features [T, C, D] float32; never unpickles (allow_pickle=False)."""

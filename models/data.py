@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from vad.errors import VadError
-from vad.extract.cache import FeatureCache
+from vad.extract.cache import FeatureCache, FrameCountsMissing, FrameLayout
 from vad.models.pooling import N_SEGMENTS, pool_segments
 from vad.progress import progress_bar
 
@@ -19,9 +19,14 @@ class TrainingSet:
     normal: torch.Tensor  # [Nn, C, S, D] pooled bags
     abnormal: torch.Tensor  # [Na, C, S, D]
     n_snippets: dict[str, int]  # T of every video (maps segments back to frames)
-    n_frames: dict[str, int]  # from the cache metadata, else 16 * T
+    n_frames: dict[str, int]  # from the cache metadata, else 16 * T; absent for pooled segments without a frame count
     # the extraction precisions the cache entries record ("unknown" for imported features)
     feature_precisions: tuple[str, ...] = ()
+    pooled: frozenset[str] = frozenset()  # videos whose rows are segments pooled over the whole video (Sultani's C3D)
+
+    def layout(self, video_id: str) -> FrameLayout:
+        """Which frames each of the video's rows covers (extract/cache.py FrameLayout)."""
+        return FrameLayout(self.n_snippets[video_id], self.n_frames[video_id], pooled=video_id in self.pooled)
 
     @property
     def crops(self) -> int:
@@ -36,12 +41,17 @@ def load_training_set(cache: FeatureCache, labels: dict[str, int], segments: int
     """Pool every labelled video of the cache to [C, segments, D] (RTFM's 32 segments)."""
     pooled: dict[int, list[np.ndarray]] = {0: [], 1: []}
     ids: dict[int, list[str]] = {0: [], 1: []}
-    n_snippets, n_frames, precisions = {}, {}, set()
+    n_snippets, n_frames, precisions, segmented = {}, {}, set(), set()
     for video_id, label in progress_bar(labels.items(), desc="loading features", unit="video", disable=not progress):
         features = cache.load(video_id)
         meta = cache.meta(video_id)
         n_snippets[video_id] = int(features.shape[0])
-        n_frames[video_id] = int(meta.get("n_frames") or 16 * features.shape[0])
+        try:
+            n_frames[video_id] = cache.frame_layout(video_id, meta, features.shape[0]).n_frames
+        except FrameCountsMissing:
+            pass  # training needs no frames; --train-gt checks its videos' counts first
+        if meta.get("segments") is not None:
+            segmented.add(video_id)
         precisions.add(str(meta.get("precision", "unknown")))
         pooled[label].append(np.swapaxes(pool_segments(features, segments), 0, 1))  # [C, S, D]
         ids[label].append(video_id)
@@ -54,5 +64,5 @@ def load_training_set(cache: FeatureCache, labels: dict[str, int], segments: int
     return TrainingSet(
         normal_ids=ids[0], abnormal_ids=ids[1],
         normal=torch.from_numpy(np.stack(pooled[0])), abnormal=torch.from_numpy(np.stack(pooled[1])),
-        n_snippets=n_snippets, n_frames=n_frames, feature_precisions=tuple(sorted(precisions)),
+        n_snippets=n_snippets, n_frames=n_frames, feature_precisions=tuple(sorted(precisions)), pooled=frozenset(segmented),
     )

@@ -1,8 +1,9 @@
 """Frame-level evaluation with RTFM's conventions (docs/method.md (Evaluation)), so numbers compare with papers.
 
-Snippet scores are repeated 16 times and truncated to the video's frame count; frame GT comes
-from the intervals (end exclusive); all test videos are concatenated in the labels' order and
-scored with scikit-learn.
+Snippet scores are repeated 16 times and truncated to the video's frame count (segment-pooled
+features, Sultani's C3D: segment i of 32 on frames floor(i*N/32) .. floor((i+1)*N/32) - 1; the
+cache entry's FrameLayout says which); frame GT comes from the intervals (end exclusive); all
+test videos are concatenated in the labels' order and scored with scikit-learn.
 """
 from __future__ import annotations
 
@@ -13,24 +14,27 @@ import numpy as np
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
 
 from vad.errors import VadError
-from vad.extract.cache import FeatureCache
-from vad.extract.preprocess import CLIP_LEN
+from vad.extract.cache import FeatureCache, FrameLayout
 from vad.files import atomic_write_bytes, output_problem
 from vad.models.correction import correct_scores
 from vad.models.detector import ARMSDetector
-from vad.models.inference import score_video
+from vad.models.inference import refuse_non_finite, score_video
 from vad.progress import progress_bar
 
 HARD_BINS = (("[0,0.4]", 0.0, 0.4), ("(0.4,0.8]", 0.4, 0.8), ("(0.8,1]", 0.8, 1.0))
 ALARM_THRESHOLD = 0.5  # a frame above it counts as an alarm in false_alarm_rate
 
+Frames = int | FrameLayout  # a video's frames: a count (its rows are 16-frame snippets) or its cache entry's layout
 
-def frame_scores(snippet_scores: np.ndarray, n_frames: int) -> np.ndarray:
-    """Each snippet's score on its 16 frames, cut to n_frames (the last snippet is padded)."""
-    snippet_scores = np.asarray(snippet_scores, dtype=np.float64)
-    if n_frames > CLIP_LEN * len(snippet_scores):
-        raise ValueError(f"{n_frames} frames need {-(-n_frames // CLIP_LEN)} snippets, got {len(snippet_scores)}")
-    return np.repeat(snippet_scores, CLIP_LEN)[:n_frames]
+
+def layout_of(scores: np.ndarray, frames: Frames) -> FrameLayout:
+    return frames if isinstance(frames, FrameLayout) else FrameLayout(len(scores), int(frames))
+
+
+def frame_scores(snippet_scores: np.ndarray, n_frames: Frames) -> np.ndarray:
+    """Each row's score on its frames (FrameLayout): a count means 16-frame snippets, cut to n_frames
+    (the last snippet is padded); a layout of pooled segments spreads each over its share of the video."""
+    return layout_of(snippet_scores, n_frames).spread(snippet_scores)
 
 
 def frame_labels(intervals: Sequence[tuple[int, int]], n_frames: int) -> np.ndarray:
@@ -96,16 +100,16 @@ def localisation_metrics(abnormal: Sequence[tuple[np.ndarray, np.ndarray]], norm
 
 def evaluate(
     snippet_scores: Mapping[str, np.ndarray],
-    n_frames: Mapping[str, int],
+    n_frames: Mapping[str, Frames],
     gt: Mapping[str, Sequence[tuple[int, int]]],
     order: Sequence[str],
 ) -> dict:
-    """Concatenate the videos of `order` and compute every frame-level figure."""
+    """Concatenate the videos of `order` and compute every frame-level figure (n_frames: counts or layouts)."""
     all_scores, all_labels = [], []
     abnormal_videos, normal_videos = [], []
     for video_id in order:
         scores = frame_scores(snippet_scores[video_id], n_frames[video_id])
-        labels = frame_labels(gt.get(video_id, ()), n_frames[video_id])
+        labels = frame_labels(gt.get(video_id, ()), len(scores))
         all_scores.append(scores)
         all_labels.append(labels)
         if labels.any():
@@ -127,20 +131,23 @@ def evaluate(
     return result
 
 
+def cache_layouts(cache: FeatureCache, video_ids: Sequence[str]) -> dict[str, FrameLayout]:
+    """Each video's FrameLayout from the cache metadata (CacheError naming the entry and field when it is
+    corrupt; FrameCountsMissing for pooled segments without a frame count)."""
+    return {video_id: cache.frame_layout(video_id) for video_id in video_ids}
+
+
 def cache_frame_counts(cache: FeatureCache, video_ids: Sequence[str]) -> dict[str, int]:
     """n_frames from the cache metadata when present, else 16 * T (RTFM's padded length)."""
-    counts = {}
-    for video_id in video_ids:
-        meta = cache.meta(video_id)
-        n_snippets = int(meta.get("n_snippets") or cache.load(video_id, mmap=True).shape[0])
-        counts[video_id] = int(meta.get("n_frames") or CLIP_LEN * n_snippets)
-    return counts
+    return {video_id: layout.n_frames for video_id, layout in cache_layouts(cache, video_ids).items()}
 
 
-def score_cache(model: ARMSDetector, cache: FeatureCache, video_ids: Sequence[str], progress: bool = True) -> dict[str, np.ndarray]:
-    """Raw snippet scores of each video: full T, every crop, averaged over crops."""
+def score_cache(model: ARMSDetector, cache: FeatureCache, video_ids: Sequence[str], progress: bool = True,
+                model_name: str = "being evaluated") -> dict[str, np.ndarray]:
+    """Raw snippet scores of each video: full T, every crop, averaged over crops. NaN or infinite scores
+    are refused (NonFiniteScores names the video and `model_name`, the model file)."""
     return {
-        video_id: score_video(model, cache.load(video_id, mmap=True))
+        video_id: refuse_non_finite(score_video(model, cache.load(video_id, mmap=True)), video_id, model_name)
         for video_id in progress_bar(video_ids, desc="scoring", unit="video", disable=not progress, leave=False)
     }
 
@@ -171,7 +178,7 @@ def frame_score_paths(directory: Path, video_ids: Sequence[str]) -> dict[str, Pa
     return paths
 
 
-def write_frame_scores(directory: Path, scores: Mapping[str, np.ndarray], n_frames: Mapping[str, int]) -> list[Path]:
+def write_frame_scores(directory: Path, scores: Mapping[str, np.ndarray], n_frames: Mapping[str, Frames]) -> list[Path]:
     """DIR/<video_id>.csv with `frame,score` per video (ids with folders get the same folders);
     every id is checked (frame_score_paths) before the first file is written."""
     paths = frame_score_paths(directory, list(scores))
@@ -189,7 +196,7 @@ def final_scores(raw_scores: Mapping[str, np.ndarray], correction: bool = True) 
     return {v: correct_scores(s) for v, s in raw_scores.items()} if correction else dict(raw_scores)
 
 
-def evaluate_scores(raw_scores: Mapping[str, np.ndarray], n_frames: Mapping[str, int], gt, order, correction: bool = True) -> dict:
+def evaluate_scores(raw_scores: Mapping[str, np.ndarray], n_frames: Mapping[str, Frames], gt, order, correction: bool = True) -> dict:
     """evaluate() on raw or corrected snippet scores."""
     scores = final_scores(raw_scores, correction)
     result = evaluate(scores, n_frames, gt, order)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from vad.errors import RunFailure
 from vad.models.detector import ARMSDetector
 
 # Above this many snippets a video's crops go through the network one at a time: attention
@@ -29,3 +30,20 @@ def score_video(model: ARMSDetector, features: np.ndarray) -> np.ndarray:
     step = 1 if bags.shape[1] > LONG_VIDEO_SNIPPETS else bags.shape[0]
     scores = torch.cat([model(bags[i:i + step].to(device)).float().cpu() for i in range(0, bags.shape[0], step)])
     return scores.mean(dim=0).numpy().astype(np.float64)
+
+
+class NonFiniteScores(RunFailure):
+    """A detector gave NaN or infinite scores: nothing is written from them (JSON, CSV, metrics cannot hold them)."""
+
+
+def refuse_non_finite(scores, video, model, frames: tuple[int, int] | None = None) -> np.ndarray:
+    """`scores` when all are finite, else NonFiniteScores naming the video (or source) and the model;
+    `frames`: the [start, end) frames of a single live score."""
+    scores = np.asarray(scores, dtype=np.float64)
+    bad = int(np.count_nonzero(~np.isfinite(scores)))
+    if bad:
+        what = (f"a NaN or infinite score at frames {frames[0]}-{frames[1]}" if frames is not None
+                else f"NaN or infinite scores ({bad} of {scores.size} snippets)")
+        raise NonFiniteScores(f"{video}: the model {model} gave {what}; its weights or these features hold NaN or infinity "
+                              "(a diverged training run leaves NaN weights): retrain it or use another model")
+    return scores

@@ -8,6 +8,7 @@ from copy import deepcopy
 import numpy as np
 import torch
 
+from vad.extract.cache import FrameLayout
 from vad.models.data import TrainingSet
 from vad.models.detector import ARMSDetector
 from vad.models.pooling import segment_bounds
@@ -89,18 +90,21 @@ def score_monitors(abnormal_scores: np.ndarray, normal_scores: np.ndarray) -> di
     }
 
 
-def segment_truth(intervals: list[tuple[int, int]], n_snippets: int, n_frames: int, segments: int) -> np.ndarray:
-    """1 where at least half of a pooled segment's frames lie in a GT interval."""
-    frames = np.zeros(max(n_frames, 16 * n_snippets), dtype=np.float64)
+def segment_truth(intervals: list[tuple[int, int]], n_snippets: int, n_frames: int, segments: int, pooled: bool = False) -> np.ndarray:
+    """1 where at least half of a pooled segment's frames lie in a GT interval.
+
+    The frames of the rows (16-frame snippets, or with `pooled` segments pooled over the whole video)
+    come from FrameLayout, as the evaluation's."""
+    frames = np.zeros(n_frames, dtype=np.float64)
     for start, end in intervals:
         frames[start:end] = 1
-    frames = frames[:n_frames]
+    frame_of = FrameLayout(n_snippets, n_frames, pooled=pooled).bounds()  # row r: frames frame_of[r] .. frame_of[r+1]-1
     bounds = segment_bounds(n_snippets, segments)
     truth = np.zeros(segments, dtype=np.int8)
     for i in range(segments):
         lo = min(bounds[i], n_snippets - 1)
         hi = max(bounds[i + 1], lo + 1)
-        part = frames[16 * lo: min(16 * hi, n_frames)]
+        part = frames[frame_of[lo]: frame_of[hi]]
         truth[i] = int(part.size > 0 and part.mean() >= 0.5)
     return truth
 
@@ -118,7 +122,8 @@ def pseudo_label_precision(pseudo: np.ndarray, data: TrainingSet, train_gt: dict
         if not train_gt.get(video_id):
             continue
         videos += 1
-        truth = segment_truth(train_gt[video_id], data.n_snippets[video_id], data.n_frames[video_id], segments)
+        layout = data.layout(video_id)
+        truth = segment_truth(train_gt[video_id], layout.n_rows, layout.n_frames, segments, pooled=layout.pooled)
         abnormal_segments += int(truth.sum())
         for label in (0, 1):
             chosen = row == label

@@ -25,13 +25,13 @@ import numpy as np
 import torch
 
 from vad.errors import ConfigError, RunFailure, VadError
-from vad.extract.cache import FeatureCache
+from vad.extract.cache import FeatureCache, FrameLayout
 from vad.files import atomic_write_json
 from vad.hardware import arithmetic
 from vad.models.config import TrainConfig, training_precision
 from vad.models.data import TrainingSet, load_training_set
 from vad.models.detector import ARMSDetector
-from vad.models.evaluate import cache_frame_counts, evaluate_scores, score_cache
+from vad.models.evaluate import cache_frame_counts, cache_layouts, evaluate_scores, score_cache
 from vad.models.health import describe, health
 from vad.models.io import load_model, save_model
 from vad.models.trainer import IterationResult, ResumeState, train
@@ -70,19 +70,23 @@ class Evaluation:
 
     cache: FeatureCache
     videos: list[str]  # in the labels' order: the order their frames are concatenated in
-    frame_counts: dict[str, int]
+    layouts: dict[str, FrameLayout]  # each video's frames (extract/cache.py FrameLayout)
     gt: dict
 
     @classmethod
     def from_files(cls, labels: PathLike, gt: PathLike, cache: FeatureCache) -> Evaluation:
         videos = list(read_labels(labels, cache.video_ids()))
-        counts = cache_frame_counts(cache, videos)
-        return cls(cache, videos, counts, read_gt(gt, cache.video_ids(), counts))
+        layouts = cache_layouts(cache, videos)
+        return cls(cache, videos, layouts, read_gt(gt, cache.video_ids(), {v: layout.n_frames for v, layout in layouts.items()}))
+
+    @property
+    def frame_counts(self) -> dict[str, int]:
+        return {video: layout.n_frames for video, layout in self.layouts.items()}
 
     def __call__(self, model: ARMSDetector, progress: bool = False) -> dict:
         raw = score_cache(model, self.cache, self.videos, progress=progress)
-        corrected = evaluate_scores(raw, self.frame_counts, self.gt, self.videos, correction=True)
-        uncorrected = evaluate_scores(raw, self.frame_counts, self.gt, self.videos, correction=False)
+        corrected = evaluate_scores(raw, self.layouts, self.gt, self.videos, correction=True)
+        uncorrected = evaluate_scores(raw, self.layouts, self.gt, self.videos, correction=False)
         return {**corrected, "uncorrected": {k: uncorrected[k] for k in EVAL_KEYS}}
 
 
@@ -126,7 +130,8 @@ class Trainer:
         if (eval_labels is None) != (gt is None):
             raise ConfigError("--eval-labels and --gt go together")
         evaluation = None if eval_labels is None else Evaluation.from_files(eval_labels, gt, FeatureCache(eval_cache) if eval_cache else features)
-        training_gt = read_gt(train_gt, video_labels) if train_gt else None
+        # frames of the GT's videos, so an interval past its video or pooled segments without frame counts stop here
+        training_gt = read_gt(train_gt, video_labels, cache_frame_counts(features, _listed(train_gt, video_labels))) if train_gt else None
         history: list[dict] = []
         state = None
         if resume:
@@ -217,6 +222,12 @@ class Trainer:
         save_model(out / "model.pt", final.model, feature=feature, provenance={**origin, "health": summary}, train=config.to_dict(),
                    iteration=final.iteration, phase=final.phase, ratios=_ratios(data, final.ratios))
         return summary
+
+
+def _listed(gt: PathLike, videos) -> list[str]:
+    """The videos of `videos` that have rows in the GT file (unknown ones are read_gt's to refuse)."""
+    listed = read_gt(gt)
+    return [video for video in videos if video in listed]
 
 
 def _ratios(data: TrainingSet, ratios: np.ndarray) -> dict[str, float]:

@@ -120,7 +120,7 @@ def evaluate(model: PathLike, cache: PathLike, labels: PathLike, gt: PathLike, *
     (vad.models.evaluate): auc, ap, ap_trapezoid, score_gap, auc_abnormal, ap_abnormal,
     spread_abnormal, false_alarm_rate and details. `scores_out`: also write DIR/<video_id>.csv."""
     from vad.extract.cache import FeatureCache
-    from vad.models.evaluate import cache_frame_counts, evaluate_scores, final_scores, frame_score_paths, score_cache, write_frame_scores
+    from vad.models.evaluate import cache_layouts, evaluate_scores, final_scores, frame_score_paths, score_cache, write_frame_scores
     from vad.models.io import load_model
     from vad.models.run import resolve_device
     from vad.tables import read_gt, read_labels
@@ -134,8 +134,8 @@ def evaluate(model: PathLike, cache: PathLike, labels: PathLike, gt: PathLike, *
     video_labels = read_labels(labels, features.video_ids())
     if scores_out is not None:  # every id's file checked before the work (VadError, nothing written)
         frame_score_paths(Path(scores_out), list(video_labels))
-    counts = cache_frame_counts(features, list(video_labels))
-    truth = read_gt(gt, features.video_ids(), counts)
+    layouts = cache_layouts(features, list(video_labels))  # which frames each feature row covers
+    truth = read_gt(gt, features.video_ids(), {video: layout.n_frames for video, layout in layouts.items()})
     detector, payload = load_model(model, resolve_device(device))
     if detector.config.feature_dim != dim:
         raise VadError(f"--model {model} expects {detector.config.feature_dim}-d features, the cache {cache} holds {dim}-d")
@@ -143,13 +143,13 @@ def evaluate(model: PathLike, cache: PathLike, labels: PathLike, gt: PathLike, *
     if trained_on and holds and trained_on != holds:
         raise VadError(f"--model {model} was trained on {trained_on} features, the cache {cache} holds {holds} features")
     order = list(video_labels)
-    raw = score_cache(detector, features, order, progress=progress)
-    result = evaluate_scores(raw, counts, truth, order, correction=correction)
+    raw = score_cache(detector, features, order, progress=progress, model_name=str(model))
+    result = evaluate_scores(raw, layouts, truth, order, correction=correction)
     if result["auc"] is None:
         raise VadError(f"{gt}: the test videos need both abnormal and normal frames to compute AUC")
     if scores_out is not None:
         try:
-            write_frame_scores(Path(scores_out), final_scores(raw, correction), counts)
+            write_frame_scores(Path(scores_out), final_scores(raw, correction), layouts)
         except OSError as exc:
             raise RunFailure(f"--scores-out {scores_out}: {exc.strerror or exc}") from None
     return result

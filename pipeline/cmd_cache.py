@@ -33,23 +33,32 @@ def _bar(desc: str):
 @click.option("--root", type=click.Path(file_okay=False), default=None,
               help="Folder where list entries that do not exist as written are looked up by file name. Default: the list's folder.")
 @click.option("--overwrite", is_flag=True, help="Re-import videos already in the cache (otherwise skipped).")
+@click.option("--frame-counts", multiple=True, type=click.Path(dir_okay=False),
+              help="Record each video's frame count (n_frames), also on videos already in the cache: CSV `video,n_frames` or "
+                   "UCF's test_anomalyv2.txt / test_normalv2.txt (repeatable). Sultani's 32 segments need it to be evaluated "
+                   "against GT in real frames (docs/formats.md).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @verbosity
-def import_(*, files, cache_dir, fmt, suffixes, group_crops, backbone, root, overwrite, as_json):
+def import_(*, files, cache_dir, fmt, suffixes, group_crops, backbone, root, overwrite, frame_counts, as_json):
     """Import FILE... (.npy, C3D .txt, @list.txt or RTFM *.list) into a feature cache.
 
     Video id = file stem (minus --strip-suffix endings). One cache holds one feature
-    configuration (dimension, crops). Sultani's files are already pooled to 32 segments.
+    configuration (dimension, crops). Sultani's files are already pooled to 32 segments:
+    segment i of a video of N frames covers frames floor(i*N/32) .. floor((i+1)*N/32) - 1, with
+    N from --frame-counts.
     Exit codes: 0 all imported, 1 some file failed (the others are imported), 2 bad input.
     """
     from vad.extract.cache import FeatureCache
-    from vad.pipeline.importers import import_features
+    from vad.pipeline.importers import import_features, read_frame_counts
 
     target = FeatureCache(cache_dir)
+    counts = read_frame_counts([Path(p) for p in frame_counts], suffixes) if frame_counts else None
     report = import_features(list(files), target, fmt=fmt, suffixes=suffixes, backbone=backbone, group_crops=group_crops,
-                             overwrite=overwrite, root=Path(root) if root else None, progress_wrap=_bar("importing"))
-    summary = {"cache": cache_dir, "imported": len(report.imported), "skipped": len(report.skipped), "failed": len(report.failed)}
-    click.echo(json.dumps(summary) if as_json else f"imported {summary['imported']}, skipped {summary['skipped']}, failed {summary['failed']} -> {cache_dir}")
+                             overwrite=overwrite, root=Path(root) if root else None, frame_counts=counts, progress_wrap=_bar("importing"))
+    summary = {"cache": cache_dir, "imported": len(report.imported), "skipped": len(report.skipped), "failed": len(report.failed),
+               "frame_counts": len(report.counted)}
+    click.echo(json.dumps(summary) if as_json else f"imported {summary['imported']}, skipped {summary['skipped']}, failed {summary['failed']}, "
+                                                   f"frame counts {summary['frame_counts']} -> {cache_dir}")
     if report.failed:
         raise RunFailure(f"{len(report.failed)} file(s) failed; see {Path(cache_dir) / 'failures.jsonl'}")
 

@@ -29,7 +29,9 @@ def evaluate(*, model_path, cache_dir, labels_path, gt_path, no_correction, devi
     """Evaluate a trained detector on cached test features with RTFM's conventions.
 
     Frame scores = snippet scores repeated 16 times, cut to each video's frame count (cache
-    metadata n_frames, else 16*T); all videos concatenated; AUC = ROC-AUC over frames; AP =
+    metadata n_frames, else 16*T); segment-pooled features (Sultani's C3D, imported with
+    --frame-counts) put segment i of N frames on frames floor(i*N/32) .. floor((i+1)*N/32)-1.
+    All videos concatenated; AUC = ROC-AUC over frames; AP =
     average_precision_score and ap_trapezoid = auc(recall, precision) as RTFM prints for XD.
 
     Frame AUC over all videos rewards telling abnormal videos from normal ones; it cannot see a

@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from vad.errors import VadError
-from vad.extract.cache import FeatureCache
+from vad.extract.cache import FeatureCache, FrameLayout
 from vad.extract.preprocess import CLIP_LEN
 
 log = logging.getLogger("vad")
@@ -131,6 +131,7 @@ class FeatureImportReport:
     imported: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (file, error)
+    counted: list[str] = field(default_factory=list)  # videos whose entry holds a frame count from frame_counts
 
 
 def group_files(files: Sequence[Path], suffixes: Sequence[str], group_crops: bool) -> dict[str, list[Path]]:
@@ -153,17 +154,33 @@ def group_files(files: Sequence[Path], suffixes: Sequence[str], group_crops: boo
 def import_features(
     inputs: Sequence[str], cache: FeatureCache, *, fmt: str = "auto", suffixes: Sequence[str] = (),
     backbone: str = "external", group_crops: bool = False, overwrite: bool = False, root: Path | None = None,
-    progress_wrap=lambda items: items,
+    frame_counts: Mapping[str, int] | None = None, progress_wrap=lambda items: items,
 ) -> FeatureImportReport:
-    """Write every input video into the cache; a bad file is recorded and the batch goes on."""
+    """Write every input video into the cache; a bad file is recorded and the batch goes on.
+
+    frame_counts (read_frame_counts): video id -> its frames, recorded as `n_frames` of the videos
+    imported and of those already in the cache (their metadata only), so segment-pooled features
+    (Sultani's) map to the video's real frames (FrameLayout).
+    """
     if fmt not in FEATURE_FORMATS:
         raise ImportError_(f"unknown format {fmt!r}; choose from {', '.join(FEATURE_FORMATS)}")
     groups = group_files(expand_inputs(inputs, root), suffixes, group_crops)
+    counts = frame_counts or {}
     report = FeatureImportReport()
     config = cache.config if cache.exists() else None
     for video_id, paths in progress_wrap(list(groups.items())):
         if cache.is_done(video_id) and not overwrite:
             report.skipped.append(video_id)
+            if video_id in counts:
+                try:
+                    meta = cache.meta(video_id)
+                    _check_frame_count(paths[0], video_id, counts[video_id], cache.load(video_id, mmap=True).shape[0], meta.get("segments"))
+                    cache.record_frame_count(video_id, counts[video_id])
+                    report.counted.append(video_id)
+                except VadError as exc:
+                    cache.record_failure(video_id, str(paths[0]), str(exc))
+                    report.failed.append((str(paths[0]), str(exc)))
+                    log.error("%s", exc)
             continue
         try:
             parts = [read_features(p, fmt) for p in paths]
@@ -181,13 +198,25 @@ def import_features(
             meta = {"source": [str(p) for p in paths] if len(paths) > 1 else str(paths[0]), "imported_format": used, "partial": False}
             if used == "sultani":
                 meta["segments"] = 32  # already pooled to 32 segments: not per 16-frame snippet
+            if video_id in counts:
+                _check_frame_count(paths[0], video_id, counts[video_id], features.shape[0], meta.get("segments"))
+                meta["n_frames"] = counts[video_id]
             cache.write(video_id, features, meta)
             report.imported.append(video_id)
+            if video_id in counts:
+                report.counted.append(video_id)
         except ImportError_ as exc:
             cache.record_failure(video_id, str(paths[0]), str(exc))
             report.failed.append((str(paths[0]), str(exc)))
             log.error("%s", exc)
     return report
+
+
+def _check_frame_count(path: Path, video_id: str, n_frames: int, n_rows: int, segments: int | None) -> None:
+    try:
+        FrameLayout(n_rows, n_frames, pooled=segments is not None)
+    except ValueError as exc:
+        raise ImportError_(f"{path}: the frame count {n_frames} of {video_id!r} (--frame-counts) does not fit its features ({exc})") from None
 
 
 def export_segments(cache: FeatureCache, out: Path, segments: int = 32, progress_wrap=lambda items: items) -> int:
@@ -227,6 +256,8 @@ def read_frame_counts(paths: Sequence[Path], suffixes: Sequence[str] = ()) -> di
                 name, count = fields[0].strip(), int(fields[1])
             except (IndexError, ValueError):
                 raise ImportError_(f"{path}:{number}: expected 'video,n_frames' or UCF's 'name|frames|[...]' / 'name frames -1'") from None
+            if count < 1:
+                raise ImportError_(f"{path}:{number}: frame count {count} of {name!r} is not a whole number of at least 1")
             counts[video_id_of(name, suffixes) if "." in base_name(name) else strip_suffixes(base_name(name), suffixes)] = count
     return counts
 

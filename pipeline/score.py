@@ -35,7 +35,7 @@ from vad.hardware import DEVICE_HELP, arithmetic, native_bf16
 from vad.models.correction import correct_scores, video_level_score
 from vad.models.detector import ARMSDetector
 from vad.models.evaluate import frame_scores
-from vad.models.inference import score_video
+from vad.models.inference import refuse_non_finite, score_video
 from vad.models.io import ModelFileError, load_model
 from vad.pipeline.plot import Interval, intervals_above, plot_curve
 from vad.settings import setting
@@ -126,10 +126,11 @@ class Scorer:
         return bool(self.provenance.get("generated_footage"))
 
     def score(self, video: str | Path, progress: bool = False) -> Curve:
-        """Score one video (DecodeError when it cannot be decoded at all)."""
+        """Score one video (DecodeError when it cannot be decoded at all; NonFiniteScores, before anything
+        is written from them, when the model gives NaN or infinite scores)."""
         path = Path(video)
         features, summary = self.engine.video(path, progress=progress)
-        raw = score_video(self.detector, features)
+        raw = refuse_non_finite(score_video(self.detector, features), path, self.config.model)
         snippet = correct_scores(raw) if self.config.correction else raw
         if summary.fps <= 0:
             raise ScoreInputError(f"{path}: the container gives no frame rate, so frame times are unknown")

@@ -33,7 +33,7 @@ import numpy as np
 
 from vad.extract.stream import RTSP_TRANSPORTS, SourceConfig, StreamSnippet, parse_source, stream_snippets
 from vad.models.correction import video_level_score
-from vad.models.inference import score_video
+from vad.models.inference import refuse_non_finite, score_video
 from vad.pipeline.score import ScoringNetwork
 from vad.settings import build, setting
 
@@ -264,6 +264,7 @@ def watch(source: str, model=None, **config) -> dict:
     def emit(pairs: list[tuple[StreamSnippet, float]]) -> None:
         nonlocal scored
         for snippet, raw in pairs:
+            refuse_non_finite(raw, source, scorer.config.model, frames=(snippet.frame_start, snippet.frame_end))  # no NaN line is written
             fps = snippet.fps or 25.0
             record = {"frame_start": snippet.frame_start, "frame_end": snippet.frame_end,
                       "t_start_s": round(snippet.frame_start / fps, 6), "t_end_s": round(snippet.frame_end / fps, 6),
