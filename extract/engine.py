@@ -304,9 +304,10 @@ class Engine:
 
     def _finish_on_device(self, frames: list[torch.Tensor]) -> list[torch.Tensor]:
         """Resize and crop the batch's whole-frame snippets, one call per frame size (videos of a
-        batch may differ), so the kernel launches do not grow with the batch."""
-        crops: list[torch.Tensor | None] = [None] * len(frames)
-        for shape in dict.fromkeys(tuple(f.shape) for f in frames):
+        batch may differ), so the kernel launches do not grow with the batch. A snippet whose frame
+        size changes inside it comes already cropped (snippets.finish_frames): 5-D, kept as it is."""
+        crops: list[torch.Tensor | None] = [f if f.dim() == 5 else None for f in frames]
+        for shape in dict.fromkeys(tuple(f.shape) for f in frames if f.dim() != 5):
             where = [i for i, f in enumerate(frames) if tuple(f.shape) == shape]
             done = finish_snippet(torch.stack([frames[i] for i in where]), self.plan.crops, self.plan.geometry)
             for i, snippet in zip(where, done):

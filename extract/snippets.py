@@ -2,9 +2,13 @@
 
 T = ceil(n_frames / 16); snippet t holds frames 16t..16t+15 and the last one is padded by
 repeating the last decoded frame (not looped, not zero-filled). Each frame is resized once.
+A frame size that changes mid-stream (a camera that renegotiates, recordings concatenated) needs
+no special case: each frame is resized and cropped to the backbone's geometry as any other, so a
+snippet that holds both sizes gives the same crops as if each frame were its own video.
 """
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,6 +19,8 @@ import torch
 
 from vad.extract.decode import DecodeError, open_video
 from vad.extract.preprocess import Geometry, finish_snippet, jpeg_roundtrip, resize_frame
+
+log = logging.getLogger("vad")
 
 
 @dataclass(frozen=True)
@@ -63,28 +69,53 @@ class VideoSummary:
         return meta
 
 
+def finish_frames(frames: list[np.ndarray], plan: SnippetPlan) -> torch.Tensor:
+    """One snippet's frames -> what a decode worker yields: [crops, F, crop, crop, 3], or with
+    plan.geometry_on_device the [F, H, W, 3] frames. Frames of different sizes (a resolution change
+    inside the snippet) cannot be stacked: each run of one size is resized and cropped here, on the
+    CPU, with the same bit-exact resize, and the snippet goes on as crops (Engine crops only frames)."""
+    if all(f.shape == frames[0].shape for f in frames):
+        snippet = torch.from_numpy(np.stack(frames))
+        return snippet if plan.geometry_on_device else finish_snippet(snippet, plan.crops, plan.geometry)
+    runs: list[list[np.ndarray]] = []
+    for frame in frames:
+        if runs and runs[-1][0].shape == frame.shape:
+            runs[-1].append(frame)
+        else:
+            runs.append([frame])
+    return torch.cat([finish_snippet(torch.from_numpy(np.stack(run)), plan.crops, plan.geometry) for run in runs], dim=-4)
+
+
+def resize_in_worker(frame: np.ndarray, plan: SnippetPlan) -> bool:
+    """Whether this frame is resized in the decode worker: always unless geometry is deferred, and
+    frames over MAX_DEFERRED_PIXELS even then (decided per frame: the size may change mid-stream)."""
+    return not plan.geometry_on_device or frame.shape[0] * frame.shape[1] > MAX_DEFERRED_PIXELS
+
+
 def iter_snippets(path: Path, plan: SnippetPlan, summary: VideoSummary) -> Iterator[torch.Tensor]:
     """Yield one uint8 tensor per snippet, filling `summary` as it goes: [crops, 16, crop, crop, 3],
-    or with plan.geometry_on_device the snippet's [16, H, W, 3] frames for finish_snippet."""
+    or with plan.geometry_on_device the snippet's [16, H, W, 3] frames for finish_snippet (crops where the frame
+    size changes inside the snippet: finish_frames)."""
     geometry = plan.geometry
     stream = open_video(path, plan.decoder)
     summary.decoder, summary.fps = stream.decoder, stream.fps
     summary.width, summary.height = stream.width, stream.height
-    resize_here = not plan.geometry_on_device or stream.width * stream.height > MAX_DEFERRED_PIXELS
-
-    def finished(frames: list[np.ndarray]) -> torch.Tensor:
-        snippet = torch.from_numpy(np.stack(frames))
-        return finish_snippet(snippet, plan.crops, geometry) if not plan.geometry_on_device else snippet
 
     buffer: list[np.ndarray] = []
+    size = None
     started = time.perf_counter()
     for frame in stream:
+        if frame.shape != size:
+            if size is not None:
+                log.info("%s: the frame size changes from %dx%d to %dx%d at frame %d", path, size[1], size[0], frame.shape[1], frame.shape[0],
+                         stream.n_decoded - 1)
+            size = frame.shape
         if plan.jpeg_quality is not None:
             frame = jpeg_roundtrip(frame, plan.jpeg_quality)
-        buffer.append(resize_frame(frame, geometry.short_side) if resize_here else frame)
+        buffer.append(resize_frame(frame, geometry.short_side) if resize_in_worker(frame, plan) else frame)
         if len(buffer) == geometry.clip_len:
             summary.decode_s += time.perf_counter() - started
-            yield finished(buffer)
+            yield finish_frames(buffer, plan)
             summary.n_snippets += 1
             buffer.clear()
             started = time.perf_counter()
@@ -94,5 +125,5 @@ def iter_snippets(path: Path, plan: SnippetPlan, summary: VideoSummary) -> Itera
     if buffer:
         buffer += [buffer[-1]] * (geometry.clip_len - len(buffer))
         summary.decode_s += time.perf_counter() - started
-        yield finished(buffer)
+        yield finish_frames(buffer, plan)
         summary.n_snippets += 1

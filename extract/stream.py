@@ -4,7 +4,14 @@ A source is an `rtsp://`, `http(s)://` (MPEG-TS, HLS), `udp://` URL, a V4L2 devi
 `stream_snippets` turns it into 16-frame snippets with the preprocessing of `iter_snippets` (same JPEG round trip,
 resize and crops, so the features match `vad score`), each with its frame range and the monotonic time its last
 frame arrived. Frames are numbered from the first frame of the first connection; a reconnection continues the count,
-and the partial snippet a drop leaves behind is dropped (its frames are counted, never scored).
+and the partial snippet a drop leaves behind is dropped (its frames are counted, never scored). Each connection is a
+run of its own: its snippets carry a `run` number, and a `StreamGap` marks each drop, so that the scorer ends the run
+there (the snippet before the drop gets zero padding on the right, as at the end of a stream).
+
+Reconnection: `reconnect` bounds the reopen attempts in a row without a snippet. A failed open is one attempt, and so
+is a connection that drops before it has delivered a whole snippet; a connection that delivers a whole snippet starts
+the count (and the backoff) over. A source that stalls before each first snippet therefore ends after `reconnect`
+reopens; one that plays a while between stalls is reopened as long as it keeps doing so.
 """
 from __future__ import annotations
 
@@ -20,8 +27,8 @@ import torch
 from vad.errors import RunFailure, VadError
 from vad.extract.decode import UPRIGHT, frame_orientation
 from vad.extract.inputs import missing_file_reason
-from vad.extract.preprocess import finish_snippet, jpeg_roundtrip, resize_frame
-from vad.extract.snippets import MAX_DEFERRED_PIXELS, SnippetPlan
+from vad.extract.preprocess import jpeg_roundtrip, resize_frame
+from vad.extract.snippets import SnippetPlan, finish_frames, resize_in_worker
 
 log = logging.getLogger("vad")
 
@@ -41,7 +48,7 @@ class SourceUnreachable(RunFailure):
 class SourceConfig:
     timeout: float = 10.0  # seconds to open, and to wait for data once open
     rtsp_transport: str = "tcp"  # tcp | udp, for rtsp:// sources
-    reconnect: int = 5  # attempts to reopen a network source after it drops (0: end at the first drop)
+    reconnect: int = 5  # reopen attempts in a row without a snippet, after a drop (0: end at the first drop)
     backoff: float = 0.5  # seconds before the first reopen; doubled each attempt, at most 8 s
     realtime: bool = False  # files only: pace frames at the file's frame rate
 
@@ -61,6 +68,14 @@ class StreamSnippet:
     crops: torch.Tensor  # as iter_snippets yields
     arrived: float  # time.monotonic() when its last frame was decoded
     fps: float
+    run: int = 0  # the connection it came from: 0, then one more after each drop
+
+
+@dataclass(frozen=True)
+class StreamGap:
+    """A drop of a network source: the run of snippets before it has ended (the scorer scores its last one now)."""
+
+    run: int  # the run that ended
 
 
 def parse_source(text: str) -> Source:
@@ -111,25 +126,37 @@ def _open(source: Source, config: SourceConfig):
     return container, stream
 
 
-def iter_frames(source: Source, config: SourceConfig, stop: Callable[[], bool], fps_out: list) -> Iterator[np.ndarray | None]:
-    """RGB frames of `source`, reopened after a drop (`config.reconnect` times, with backoff); a None marks each drop.
+def iter_frames(source: Source, config: SourceConfig, stop: Callable[[], bool], fps_out: list, snippet_frames: int = 16) -> Iterator[np.ndarray | None]:
+    """RGB frames of `source`, reopened after a drop (with backoff); a None marks each drop.
 
-    SourceUnreachable when the first open fails every attempt. `fps_out[0]` is set to the stream's frame rate.
+    `config.reconnect` bounds the reopen attempts in a row that bring no snippet: a failed open counts one, and so does
+    a connection that drops before it has delivered `snippet_frames` frames; one that delivers them starts the count
+    and the backoff over. SourceUnreachable when the first open fails every attempt. `fps_out[0]` is set to the
+    stream's frame rate.
     """
     attempts, delay, ever = 0, config.backoff, False
+
+    def give_up() -> bool:
+        """True when the budget is spent; otherwise one more attempt is counted and waited for."""
+        nonlocal attempts
+        if attempts >= config.reconnect:
+            return True
+        attempts += 1
+        return False
+
     while not stop():
         try:
             container, stream = _open(source, config)
         except VadError:
             raise
         except Exception as exc:
-            if source.kind != "url" or attempts >= config.reconnect:
+            if source.kind != "url" or give_up():
                 what = "could not be opened" if not ever else "could not be reopened"
                 if not ever:
                     raise SourceUnreachable(f"{source.text}: {what} within {config.timeout:g} s after {attempts + 1} attempt(s) ({_reason(exc)})") from None
-                log.warning("%s: %s after %d attempt(s) (%s); ending", source.text, what, attempts + 1, _reason(exc))
+                log.warning("%s: %s (%s); %d reopen attempt(s) in a row without a snippet, the --reconnect budget; ending",
+                            source.text, what, _reason(exc), attempts)
                 return
-            attempts += 1
             log.warning("%s: open failed (%s); reconnect attempt %d of %d in %.1f s", source.text, _reason(exc), attempts, config.reconnect, delay)
             _sleep(delay, stop)
             delay = min(delay * 2, 8.0)
@@ -138,7 +165,7 @@ def iter_frames(source: Source, config: SourceConfig, stop: Callable[[], bool], 
         fps_out[0] = fps_out[0] or rate
         if ever:
             log.warning("%s: reconnected", source.text)
-        ever, attempts, delay = True, 0, config.backoff
+        ever = True
         orientation, started, n = None, time.monotonic(), 0
         error = None
         try:
@@ -150,6 +177,8 @@ def iter_frames(source: Source, config: SourceConfig, stop: Callable[[], bool], 
                     if wait > 0:
                         time.sleep(wait)
                 n += 1
+                if n == snippet_frames:  # a connection that works: the budget and the backoff start over
+                    attempts, delay = 0, config.backoff
                 yield orientation.apply(frame.to_ndarray(format="rgb24", threads=1))
                 if stop():
                     return
@@ -161,43 +190,48 @@ def iter_frames(source: Source, config: SourceConfig, stop: Callable[[], bool], 
             if error:
                 log.warning("%s: decoding stopped (%s); ending", source.text, error)
             return
-        log.warning("%s: stream dropped (%s); reconnecting", source.text, error or "end of stream")
         yield None
-        attempts = 1
+        if give_up():
+            log.warning("%s: stream dropped (%s) with no snippet since the last drop, after %d reopen attempt(s) in a row, the "
+                        "--reconnect budget; ending", source.text, error or "end of stream", attempts)
+            return
+        log.warning("%s: stream dropped (%s); reconnect attempt %d of %d in %.1f s", source.text, error or "end of stream", attempts,
+                    config.reconnect, delay)
         _sleep(delay, stop)
         delay = min(delay * 2, 8.0)
 
 
-def stream_snippets(source: Source, plan: SnippetPlan, config: SourceConfig, stop: Callable[[], bool]) -> Iterator[StreamSnippet]:
-    """Finished 16-frame snippets of a live source, with the preprocessing of extract/snippets.py.
+def stream_snippets(source: Source, plan: SnippetPlan, config: SourceConfig, stop: Callable[[], bool]) -> Iterator[StreamSnippet | StreamGap]:
+    """Finished 16-frame snippets of a live source, with the preprocessing of extract/snippets.py, and a StreamGap at
+    each drop of a network source.
 
     The last partial snippet of a file is padded with its last frame (as `vad score` does); the partial snippet
-    a network drop leaves is discarded."""
+    a network drop leaves is discarded. A frame size that changes mid-stream needs nothing special: every frame is
+    resized and cropped to the backbone's geometry (snippets.finish_frames)."""
     geometry = plan.geometry
     fps: list = [0.0]
     buffer: list[np.ndarray] = []
-    frame_count, index, start = 0, 0, 0
+    frame_count, index, start, run = 0, 0, 0, 0
     last_arrival = time.monotonic()
 
     def finished(frames: list[np.ndarray], end: int, arrived: float) -> StreamSnippet:
         nonlocal index
-        snippet = torch.from_numpy(np.stack(frames))
-        crops = snippet if plan.geometry_on_device else finish_snippet(snippet, plan.crops, geometry)
-        item = StreamSnippet(index, start, end, crops, arrived, fps[0])
+        item = StreamSnippet(index, start, end, finish_frames(frames, plan), arrived, fps[0], run)
         index += 1
         return item
 
-    for frame in iter_frames(source, config, stop, fps):
-        if frame is None:  # a drop: the partial snippet is lost, counting goes on
+    for frame in iter_frames(source, config, stop, fps, geometry.clip_len):
+        if frame is None:  # a drop: the partial snippet is lost, counting goes on, the run ends
             if buffer:
                 log.info("%s: %d frame(s) of an unfinished snippet lost in the drop", source.text, len(buffer))
             buffer.clear()
             start = frame_count
+            yield StreamGap(run)
+            run += 1
             continue
         if plan.jpeg_quality is not None:
             frame = jpeg_roundtrip(frame, plan.jpeg_quality)
-        resize_here = not plan.geometry_on_device or frame.shape[0] * frame.shape[1] > MAX_DEFERRED_PIXELS
-        buffer.append(resize_frame(frame, geometry.short_side) if resize_here else frame)
+        buffer.append(resize_frame(frame, geometry.short_side) if resize_in_worker(frame, plan) else frame)
         frame_count += 1
         last_arrival = time.monotonic()
         if len(buffer) == geometry.clip_len:

@@ -5,6 +5,8 @@ import ast
 import importlib
 import importlib.util
 import logging
+import os
+import sys
 import traceback
 from pathlib import Path
 
@@ -39,9 +41,13 @@ class LazyGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         """The one place errors become exit codes: a VadError is its one line and its exit code;
-        anything else is a bug, exit 1, with the traceback under -v."""
+        anything else is a bug, exit 1, with the traceback under -v. A closed stdout (`vad ... | head`)
+        ends the command quietly, exit 0, as other Unix tools stop when nobody reads any more."""
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            _drop_stdout()
+            ctx.exit(0)
         except VadError as exc:
             click.echo(f"vad: error: {exc}", err=True)
             ctx.exit(exc.exit_code)
@@ -72,6 +78,17 @@ class LazyGroup(click.Group):
             return None
         module, attribute = target.split(":")
         return getattr(importlib.import_module(module), attribute)
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null: what Python still holds for the closed pipe is flushed there at exit instead of
+    failing again ("Exception ignored ... BrokenPipeError")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a file (tests' captures): nothing is flushed to a pipe
+        pass
 
 
 def _short_help(target: str, width: int) -> str:
