@@ -6,10 +6,10 @@ Chromium, and nothing in them runs."""
 from __future__ import annotations
 
 import pytest
-from browser import chromium_missing, start_chromium
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from browser import chromium_missing, start_chromium
 from fuzz_targets import (
     TABLE_KINDS,
     PageChecker,

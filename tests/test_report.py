@@ -37,15 +37,13 @@ from vad.pipeline.plot import intervals_above
 from vad.pipeline.report import encode_proxy, proxy_size, script_json, write_report
 from vad.weights import sha256_file
 
+from browser import chromium_missing, start_chromium
 from paths import VIDEOS
 from videos import pattern_frames, write_lossless
 
 FPS = 25
 SNIPPET = 16
 WEIRD = 'a"<b>&ü'  # quotes, markup, an ampersand and unicode in a file name
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--window-size=1100,1300"]
-
 # Chosen frame scores for 48 frames: runs that start and end inside snippets, a frame exactly at 0.5
 # (not above it), a one-frame spike. Above 0.5: [10,13) [14,21) [31,32) [41,48).
 DESIGNED = np.array([0.1] * 10 + [0.7] * 3 + [0.5] + [0.9] * 7 + [0.3] * 10 + [0.51] + [0.2] * 9 + [0.8] * 7)
@@ -249,20 +247,10 @@ def test_embedded_page_is_one_file(embedded):
 # -- in the browser -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and chromedriver):
-        pytest.skip("the report's browser tests need Debian's chromium and chromedriver (apt-get install chromium chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(chromedriver), options=options)  # a driver path: Selenium Manager downloads nothing
-    driver.set_page_load_timeout(30)
+    missing = chromium_missing()
+    if missing:
+        pytest.skip(missing)
+    driver = start_chromium(tmp_path_factory.mktemp("chromium-profile"))
     yield driver
     driver.quit()
 
