@@ -24,7 +24,6 @@ from hypothesis import HealthCheck, given, seed, settings
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from browser import chromium_missing, start_chromium  # noqa: E402
-
 from fuzz_targets import (  # noqa: E402
     TABLE_KINDS,
     PageChecker,

@@ -6,6 +6,7 @@ crash never leaves an entry that looks complete.
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from vad import claims
 from vad.claims import process_identity
 from vad.errors import RunFailure, VadError
 from vad.extract.preprocess import CLIP_LEN
-from vad.files import atomic_save_npy, atomic_write_json
+from vad.files import atomic_save_npy, atomic_write_json, temporary_prefix
 
 CACHE_FORMAT = 1
 # Keys of cache.json that define the feature configuration: a cache holds exactly one.
@@ -280,9 +281,10 @@ class FeatureCache:
 
     def _remove_stale_temporaries(self, video_id: str) -> None:
         # Temporary files of this id can only be left by a killed writer: we hold the claim now.
+        # The names atomic_write gives them (cut short for long ids), escaped: an id may hold [ * ?.
         path = self.feature_path(video_id)
-        for pattern in (f".{path.name}.*.tmp", f".{path.with_suffix('.json').name}.*.tmp"):
-            for leftover in path.parent.glob(pattern):
+        for target in (path, path.with_suffix(".json")):
+            for leftover in path.parent.glob(glob.escape(temporary_prefix(target)) + "*.tmp"):
                 leftover.unlink(missing_ok=True)
 
     # -- failures ---------------------------------------------------------------------

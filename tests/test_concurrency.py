@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 from vad.claims import CLAIM_EXPIRY_S, ClaimHeartbeat, process_identity
 from vad.extract.cache import FeatureCache
+from vad.files import temporary_prefix
 from vad.pipeline.cli import main
 
 from videos import pattern_frames, write_lossless
@@ -50,6 +51,12 @@ def test_claims_exclusive_stale_taken_over_other_hosts_respected(tmp_path):
     assert cache.claim("b", me) is None
     assert json.loads(cache.claim_path("b").read_text()) == me
     assert not (cache.features_dir / ".b.npy.abc.tmp").exists()
+    # an id too long for `.NAME.XXXXXXXX.tmp` gets a temporary name cut short; a dead writer's is found all the same
+    long_id = "L" * 240 + "[x]"
+    cache.claim_path(long_id).write_text(json.dumps(dead))
+    leftover = cache.features_dir / (temporary_prefix(cache.feature_path(long_id)) + "abcd1234.tmp")
+    leftover.write_bytes(b"half")
+    assert len(leftover.name.encode()) <= 255 and cache.claim(long_id, me) is None and not leftover.exists()
 
     reused = {"pid": os.getpid(), "host": socket.gethostname(), "start": "not-my-start-time"}
     cache.claim_path("c").write_text(json.dumps(reused))
