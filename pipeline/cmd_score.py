@@ -87,7 +87,7 @@ def check_videos(videos: list[Path], out: Path | None, plot: Path | None, html: 
 
 
 @click.command()
-@click.argument("videos", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="VIDEO...")
+@click.argument("videos", nargs=-1, type=click.Path(path_type=Path), metavar="VIDEO...")
 @settings.options(ScoreConfig)
 @click.option("--format", "output_format", type=click.Choice(["csv", "json"]), default="csv", show_default=True,
               help="csv: `frame,time_s,score`, one row per decoded frame. json: per-frame and per-snippet scores, fps, n_frames, video_score (mean "
@@ -109,8 +109,11 @@ def check_videos(videos: list[Path], out: Path | None, plot: Path | None, html: 
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write OUT/<stem>.csv (or .json) per video instead of stdout; needed for several videos. A video that fails is reported and the "
                    "others go on (exit 1 at the end).")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="CACHE",
+              help="Score videos already in this feature cache, without decoding: the arguments are ids (none: every entry), outputs "
+                   "OUT/<id>.csv|.json. The cache's backbone, weights, crops, profile and geometry must be the model's.")
 @verbosity
-def score(videos, *, output_format, plot, gt_path, html, html_embed, out_dir, **options):
+def score(videos, *, output_format, plot, gt_path, html, html_embed, out_dir, cache_dir, **options):
     """Score raw videos with a trained detector: one anomaly score per frame.
 
     The backbone, crops and preprocessing come from the model file; a video is decoded,
@@ -123,6 +126,7 @@ def score(videos, *, output_format, plot, gt_path, html, html_embed, out_dir, **
     vad score a.mp4 b.mp4 --out scores/ --plot scores/
     vad score clip.mp4 --threshold 0.5 --html clip.html    # open clip.html in a browser
     vad score a.mp4 b.mp4 --out scores/ --html report/    # report/index.html lists the pages
+    vad score --cache cache/ --out scores/                  # every video in a feature cache
 
     Exit codes: 0 all scored, 1 some video failed, 2 bad command line or a model that does
     not fit its backbone weights.
@@ -132,6 +136,14 @@ def score(videos, *, output_format, plot, gt_path, html, html_embed, out_dir, **
     from vad.pipeline.score import generated_footage_warning
     from vad.tables import read_gt
 
+    if cache_dir is not None:  # ids in a feature cache (pipeline/score_cache.py)
+        from vad.pipeline.score_cache import score_cache
+
+        return score_cache(cache_dir, [str(v) for v in videos], output_format=output_format, out_dir=out_dir,
+                           scoring=settings.given(ScoreConfig, options),
+                           refused={"--plot": plot, "--gt": gt_path, "--html": html, "--html-embed": html_embed})
+    if not videos:
+        raise click.UsageError("Missing argument 'VIDEO...' (or --cache CACHE).")
     videos = list(videos)
     target = plot_target(plot, videos)
     pages = html_target(html, videos, html_embed)

@@ -27,6 +27,8 @@ from vad import home
 from vad import weights as weights_store
 from vad.errors import RunFailure, VadError
 from vad.extract.backbones import PROFILES, BackboneSpec, backbone_names, get_backbone
+from vad.extract.cache import CONFIG_KEYS as CACHE_CONFIG_KEYS
+from vad.extract.cache import FeatureCache
 from vad.extract.decode import DECODERS, open_video
 from vad.extract.engine import PRECISIONS, Engine, geometry_on_device, load_backbone, network_form, resolve_device, resolve_precision
 from vad.extract.preprocess import CLIP_LEN, Geometry
@@ -98,6 +100,7 @@ class Curve:
     frame_scores: np.ndarray  # [n_frames] one score in [0, 1] per decoded frame
     video_score: float  # the p of docs/method.md (Score correction) on the raw snippet scores
     provenance: dict  # what the scoring model was trained on (model.pt's provenance)
+    source: dict | None = None  # scored from a feature cache: cache, video_id, the entry's precision and network
 
     def times(self) -> np.ndarray:
         """Each frame's time in seconds: frame / fps."""
@@ -130,17 +133,51 @@ class Scorer:
         is written from them, when the model gives NaN or infinite scores)."""
         path = Path(video)
         features, summary = self.engine.video(path, progress=progress)
+        return self.curve(features, path, summary.fps, summary.n_frames, summary.partial,
+                          no_fps="the container gives no frame rate, so frame times are unknown")
+
+    def curve(self, features: np.ndarray, path: Path, fps: float, n_frames: int, partial: bool, *,
+              no_fps: str, source: dict | None = None) -> Curve:
+        """Features [T, crops, D] -> the Curve: detector, score correction, one score per frame. The one step
+        shared by raw videos (score) and feature caches (score_cached), so their curves cannot drift."""
         raw = refuse_non_finite(score_video(self.detector, features), path, self.config.model)
         snippet = correct_scores(raw) if self.config.correction else raw
-        if summary.fps <= 0:
-            raise ScoreInputError(f"{path}: the container gives no frame rate, so frame times are unknown")
-        return Curve(path, summary.fps, summary.n_frames, summary.partial, snippet, frame_scores(snippet, summary.n_frames),
-                     video_level_score(raw), self.provenance)
+        if not fps or fps <= 0:
+            raise ScoreInputError(f"{path}: {no_fps}")
+        return Curve(path, float(fps), n_frames, partial, snippet, frame_scores(snippet, n_frames), video_level_score(raw),
+                     self.provenance, source)
+
+    def score_cached(self, cache: FeatureCache, video_id: str) -> Curve:
+        """Score one entry of a feature cache, without decoding (check_cache first): frame count, fps and
+        partial come from its metadata. CacheError for a missing or corrupt entry; ScoreInputError for an
+        entry without a frame rate or of pooled segments."""
+        meta = cache.meta(video_id)
+        features = cache.load(video_id)
+        layout = cache.frame_layout(video_id, meta, features.shape[0])
+        where = f"{cache.root}: entry {video_id!r}"
+        if layout.pooled:
+            raise ScoreInputError(f"{where} holds segments pooled over the whole video, not 16-frame snippets; score it with `vad eval`")
+        source = {"cache": str(cache.root), "video_id": video_id, "precision": meta.get("precision"), "network": meta.get("network")}
+        return self.curve(features, Path(video_id), meta.get("fps") or 0.0, layout.n_frames, bool(meta.get("partial")),
+                          no_fps=f"{where} records no frame rate (imported features?), so frame times are unknown; "
+                                 f"score it with `vad eval`, or re-extract the video with `vad extract`", source=source)
+
+    def check_cache(self, cache: FeatureCache) -> None:
+        """ScoreInputError, one line naming the model and the cache, when the cache's feature configuration is not
+        the one the model was trained on (backbone, weights sha256, feature size, crops, snippet length, geometry, profile)."""
+        config = cache.config
+        model = {"profile": "reference", "short_side": 256, "crop_size": 224, "clip_len": CLIP_LEN, **self.feature}
+        keys = [key for key in CACHE_CONFIG_KEYS if not (key == "weights_sha256" and self.config.allow_unverified_weights)]
+        clashes = [f"{key}: model {short(model.get(key))}, cache {short(config.get(key))}" for key in keys if model.get(key) != config.get(key)]
+        if clashes:
+            raise ScoreInputError(f"the model {self.config.model} was trained on other features than the cache {cache.root} holds "
+                                  f"({'; '.join(clashes)}); score a cache extracted with the model's settings")
 
 
     @classmethod
-    def from_config(cls, config: ScoreConfig) -> Scorer:
-        """Load the model and the backbone it needs; ScoreInputError/ModelFileError/WeightsError on a mismatch."""
+    def from_config(cls, config: ScoreConfig, backbone: bool = True) -> Scorer:
+        """Load the model and the backbone it needs; ScoreInputError/ModelFileError/WeightsError on a mismatch.
+        backbone=False: the detector only, for features from a cache (score_cached): no weights file is read."""
         if config.model is None:
             config = replace(config, model=default_model_path())
         device = resolve_device(config.device)
@@ -153,8 +190,10 @@ class Scorer:
         if not isinstance(feature, dict):
             raise ModelFileError(f"{config.model}: no feature configuration in the model file (write models with `vad train`)")
         spec = feature_spec(feature, detector.config.feature_dim, Path(config.model))
-        weights = check_weights(spec, feature, config)
-        backbone, _ = load_backbone(spec, weights, device, allow_unverified=config.allow_unverified_weights, exact=config.exact)
+        network = None
+        if backbone:
+            weights = check_weights(spec, feature, config)
+            network, _ = load_backbone(spec, weights, device, allow_unverified=config.allow_unverified_weights, exact=config.exact)
         profile = feature.get("profile", "reference")
         geometry = Geometry(clip_len=CLIP_LEN, short_side=feature.get("short_side", 256), crop_size=feature.get("crop_size", 224))
         plan = SnippetPlan(crops=feature["crops"], jpeg_quality=spec.jpeg_quality(profile), decoder=config.decoder,
@@ -162,7 +201,7 @@ class Scorer:
         log.debug("model %s: %s features, %d crop(s), profile %s, device %s, precision %s, %s network", config.model, spec.name, plan.crops,
                   profile, device, precision, network_form(config.exact))
         provenance = payload.get("provenance") if isinstance(payload.get("provenance"), dict) else {}
-        return cls(config, detector, feature, Engine(backbone, spec, plan, device, config.batch_size, precision=precision), provenance)
+        return cls(config, detector, feature, Engine(network, spec, plan, device, config.batch_size, precision=precision), provenance)
 
 
 def default_model_path() -> Path:
@@ -225,6 +264,11 @@ def check_weights(spec: BackboneSpec, feature: dict, config: ScoreConfig) -> Pat
     return path
 
 
+def short(value):
+    """A setting for a message: sha256 digests cut to 12 characters."""
+    return f"{value[:12]}..." if isinstance(value, str) and len(value) == 64 else repr(value)
+
+
 def generated_footage_warning(scorer: Scorer) -> str:
     """The one line `vad score` prints for a model trained by `vad demo` on its generated clips."""
     p = scorer.provenance
@@ -258,16 +302,20 @@ def interval_records(result: Curve, threshold: float) -> list[dict]:
 
 def as_json(result: Curve, scorer: Scorer) -> dict:
     config = scorer.config
+    source = result.source
     return {
         "video": str(result.path),
         "model": str(config.model),
         "provenance": scorer.provenance,
         "backbone": scorer.spec.name,
         "crops": scorer.engine.plan.crops,
-        "precision": scorer.engine.precision,
-        "network": network_form(config.exact),
+        **({"cache": source["cache"], "video_id": source["video_id"]} if source else {}),
+        "precision": source["precision"] if source else scorer.engine.precision,
+        "network": source["network"] if source else network_form(config.exact),
         # how these scores were computed: the detector runs in fp32 and the correction in fp64 on every device
-        "arithmetic": arithmetic(scorer.engine.device, backbone=scorer.engine.precision, detector="fp32", correction="fp64"),
+        # (from a cache: the backbone's precision is the one the entry records, on the device that extracted it)
+        "arithmetic": arithmetic(scorer.engine.device, backbone=str(source["precision"]) if source else scorer.engine.precision,
+                                 detector="fp32", correction="fp64"),
         "correction": config.correction,
         "fps": result.fps,
         "n_frames": result.n_frames,
