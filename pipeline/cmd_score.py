@@ -150,6 +150,9 @@ def score(videos, *, output_format, plot, gt_path, html, html_embed, out_dir, ca
     check_videos(videos, out_dir, target, pages)
     # every output checked before the work: no input or user's file overwritten, every file writable
     videos = settle(videos, out=out_dir, output_format=output_format, plot=target, pages=pages, embed=html_embed)
+    from vad.pipeline.archive import Archive, check_outputs
+
+    check_outputs(videos, out_dir, output_format, pages)  # OUT/summary.csv and OUT/events.csv (pipeline/archive.py)
     gt = read_gt(gt_path) if gt_path is not None else {}
     scorer = load_scorer(**settings.given(ScoreConfig, options))
     if scorer.trained_on_generated_footage():
@@ -158,30 +161,37 @@ def score(videos, *, output_format, plot, gt_path, html, html_embed, out_dir, ca
     started = time.perf_counter()
     scored, failed = [], []
     report = None if pages is None else Pages(pages, html_embed, gt if gt_path is not None else None)
+    from vad.pipeline.report import report_threshold
+
+    index_page = pages / "index.html" if pages is not None and not is_page(pages) else None
+    archive = Archive(report_threshold(scorer), out=out_dir, index=index_page) if out_dir is not None or index_page is not None else None
     for video in videos:
         try:
-            written = _score_one(scorer, video, output_format, out_dir=out_dir, target=target, gt=gt, report=report)
+            written = _score_one(scorer, video, output_format, out_dir=out_dir, target=target, gt=gt, report=report, archive=archive)
         except Exception as exc:  # one broken video must not stop the others
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             log.error("vad: %s", message if str(video) in message else f"{video}: {message}")
             failed.append({"video": str(video), "error": message})
+            if archive is not None:
+                archive.add_failure(video, message)
             continue
         scored.append(written)
-    index = None
-    if pages is not None and not is_page(pages):
-        from vad.pipeline.report import write_index
-
-        index = write_index(report.entries, pages / "index.html", failures=[(f["video"], f["error"]) for f in failed])
+    archived = {} if archive is None else archive.finish()  # summary.csv, events.csv, the archive page index.html
+    index = archived.get("index")
+    if index is not None:
         log.info("report: %s", index)
     if out_dir is not None:
         click.echo(json.dumps({"out": str(out_dir), "scored": len(scored), "failed": len(failed), "files": scored,
-                               "failures": failed, **({"index": str(index)} if index else {}),
+                               "failures": failed, **{key: str(path) for key, path in archived.items()},
                                "seconds": round(time.perf_counter() - started, 2)}))
     if failed:
         raise RunFailure(f"{len(failed)} of {len(videos)} video(s) could not be scored: {', '.join(f['video'] for f in failed)}")
+    if archive is not None:
+        archive.raise_problems()  # OUT/summary.csv, OUT/events.csv or the archive page could not be written
 
 
-def _score_one(scorer, video: Path, output_format: str, *, out_dir: Path | None, target: Path | None, gt: dict, report: Pages | None) -> dict:
+def _score_one(scorer, video: Path, output_format: str, *, out_dir: Path | None, target: Path | None, gt: dict, report: Pages | None,
+               archive=None) -> dict:
     """Score, write the curve (stdout or OUT/<stem>.<format>), the plot and the report page; returns what was written."""
     from vad.files import atomic_write_bytes
     from vad.pipeline.score import as_json, describe_intervals, gt_for_video, plot_scores, write_csv
@@ -211,10 +221,13 @@ def _score_one(scorer, video: Path, output_format: str, *, out_dir: Path | None,
     if target is not None:
         written["plot"] = str(plot_scores(result, scorer, plot_path(target, video), gt_for_video(gt, video)))
     if report is not None:
-        from vad.pipeline.report import IndexEntry, report_threshold, write_report
+        from vad.pipeline.report import write_report
 
         truth = None if report.gt is None else gt_for_video(report.gt, video)
         page = write_report(result, scorer, html_path(report.target, video), gt=truth, embed=report.embed, progress=not progress_disabled())
-        report.entries.append(IndexEntry.of(result, page, report_threshold(scorer)))
         written["html"] = str(page)
+    if archive is not None:  # one small record per video (pipeline/archive.py)
+        from vad.pipeline.archive import id_of
+
+        archive.add(result, written.get("html"), id_of(video))
     return written

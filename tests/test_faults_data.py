@@ -83,7 +83,7 @@ def clips(tmp_path_factory):
 def test_score_nan_model_refuses_each_video_and_writes_nothing_for_it(tmp_path, clips, nan_r50_model, r50_weights_path):
     """`vad score a.mp4 b.mp4 --model nan.pt --format json --out OUT --html REPORT`: exit 1; per video one
     line 'vad: <video>: the model nan.pt gave NaN or infinite scores ...', both videos tried (the batch
-    goes on); OUT holds no curve, REPORT only index.html listing the two failures (no proxy, CSV, JSON)."""
+    goes on); OUT holds no curve (summary.csv lists the two failures), REPORT only index.html listing the two failures (no proxy, CSV, JSON)."""
     out, report = tmp_path / "out", tmp_path / "report"
     result = vad("score", *clips, "--model", nan_r50_model, "--weights", r50_weights_path, "--device", "cpu", "--format", "json",
                  "--out", out, "--html", report, "-q")
@@ -95,7 +95,9 @@ def test_score_nan_model_refuses_each_video_and_writes_nothing_for_it(tmp_path, 
         assert failure["error"].startswith(f"{clip}: the model {nan_r50_model} gave NaN or infinite scores")
         assert f"vad: {failure['error']}" in result.stderr
     assert "Out of range float" not in result.output and "NaN," not in result.output
-    assert not out.exists() or list(out.iterdir()) == []
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["events.csv", "summary.csv"]  # no curve
+    summary_rows = (out / "summary.csv").read_text().splitlines()[1:]  # the archive summary lists both failures, no event
+    assert len(summary_rows) == 2 and all(",failed: " in row for row in summary_rows) and len((out / "events.csv").read_text().splitlines()) == 1
     assert sorted(p.name for p in report.iterdir()) == ["index.html"]
     assert result.stderr.strip().splitlines()[-1] == f"vad: error: 2 of 2 video(s) could not be scored: {clips[0]}, {clips[1]}"
 

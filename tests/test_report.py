@@ -13,6 +13,7 @@ takes (of VAD_REPORT_PAGE when set, e.g. a page of `vad demo`), for the README.
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
 import html.parser
 import io
@@ -47,6 +48,11 @@ WEIRD = 'a"<b>&ü'  # quotes, markup, an ampersand and unicode in a file name
 # Chosen frame scores for 48 frames: runs that start and end inside snippets, a frame exactly at 0.5
 # (not above it), a one-frame spike. Above 0.5: [10,13) [14,21) [31,32) [41,48).
 DESIGNED = np.array([0.1] * 10 + [0.7] * 3 + [0.5] + [0.9] * 7 + [0.3] * 10 + [0.51] + [0.2] * 9 + [0.8] * 7)
+
+
+def interval_frames(interval) -> tuple[int, int]:
+    """(start, end) of an interval as `vad score --format json` writes it."""
+    return (interval["start_frame"], interval["end_frame"]) if isinstance(interval, dict) else (interval[0], interval[1])
 
 
 def run(*args):
@@ -222,15 +228,27 @@ def test_html_usage_errors(tmp_path, clips):
 
 def test_batch_writes_pages_beside_their_files(batch):
     out, summary = batch["out"], batch["summary"]
-    assert sorted(p.name for p in out.iterdir()) == sorted(
-        [f"{name}{suffix}" for name in ("alt", "one") for suffix in (".html", ".proxy.mp4", ".csv", ".json")] + ["index.html"])
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == sorted(
+        [f"{name}{suffix}" for name in ("alt", "one") for suffix in (".html", ".proxy.mp4", ".csv", ".json")]
+        + ["index.html", "summary.csv", "events.csv"])
     assert [f["html"] for f in summary["files"]] == [str(out / "alt.html"), str(out / "one.html")] and summary["index"] == str(out / "index.html")
+    assert (summary["summary"], summary["events"]) == (str(out / "summary.csv"), str(out / "events.csv"))
     assert batch["records"]["alt"]["threshold"] == 0.5
     rows = (out / "alt.csv").read_text().splitlines()
     assert rows[0] == "frame,time_s,score" and len(rows) == 49
-    index = Tags()
-    index.feed((out / "index.html").read_text())
-    assert [a["href"] for tag, a in index.attrs if tag == "a"] == ["alt.html", "one.html"]
+    # the archive summary: highest video score first, events as the JSON's intervals (pipeline/archive.py)
+    records = batch["records"]
+    ids = sorted(records, key=lambda n: -records[n]["video_score"])
+    with open(out / "summary.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["id"] for r in rows] == ids and all(r["status"] == "ok" for r in rows)
+    for row in rows:
+        record = records[row["id"]]
+        assert float(row["video_score"]) == pytest.approx(record["video_score"], abs=1e-6) and int(row["n_frames"]) == record["n_frames"]
+        assert int(row["n_events"]) == len(record["intervals"]) and float(row["duration_s"]) == pytest.approx(record["n_frames"] / FPS, abs=1e-3)
+    with open(out / "events.csv", newline="") as handle:
+        events = [(e["id"], int(e["start_frame"]), int(e["end_frame"])) for e in csv.DictReader(handle)]
+    assert events == [(n, *interval_frames(i)) for n in ids for i in records[n]["intervals"]]
 
 
 def test_embedded_page_is_one_file(embedded):
@@ -466,10 +484,13 @@ def test_index_links_the_pages(browser, batch):
 
     open_page(browser, batch["out"] / "index.html", video=False)
     table = js(browser, "return Array.from(document.querySelectorAll('#videos tbody tr'), r => Array.from(r.cells, c => c.textContent));")
-    assert [(r[0], r[1], r[3]) for r in table] == [("alt.mp4", "1.92 s", str(len(batch["records"]["alt"]["intervals"]))), ("one.mp4", "0.04 s", "0")]
-    assert [float(r[2]) for r in table] == pytest.approx([batch["records"][n]["video_score"] for n in ("alt", "one")], abs=1e-3)
+    records = batch["records"]
+    ids = sorted(records, key=lambda n: -records[n]["video_score"])  # the archive page (pipeline/archive.py): highest score first
+    facts = {"alt": ("alt", "1.92 s", str(len(records["alt"]["intervals"]))), "one": ("one", "0.04 s", "0")}
+    assert [(r[0], r[1], r[3]) for r in table] == [facts[n] for n in ids]
+    assert [float(r[2]) for r in table] == pytest.approx([records[n]["video_score"] for n in ids], abs=1e-3)
     assert js(browser, "return document.querySelectorAll('#videos svg polyline').length;") == 2
-    browser.find_element(By.LINK_TEXT, "alt.mp4").click()
+    browser.find_element(By.LINK_TEXT, "alt").click()
     assert browser.current_url == (batch["out"] / "alt.html").as_uri()
     assert console_errors(browser) == []
 

@@ -122,7 +122,21 @@ def test_real_clips_batch_with_a_broken_file(tmp_path, r50_model, r50_weights_pa
     assert "broken.mp4" in result.stderr and "1 of 4 video(s) could not be scored" in result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert (summary["scored"], summary["failed"]) == (3, 1)
-    assert sorted(p.name for p in out.iterdir()) == [f"{n}.csv" for n in names]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == sorted([f"{n}.csv" for n in names] + ["events.csv", "summary.csv"])
+    # the archive summary (pipeline/archive.py): highest video score first, the broken file last with its reason
+    curves = {n: read_csv((out / f"{n}.csv").read_text()) for n in names}
+    with open(out / "summary.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(r["id"] for r in rows[:3]) == names and [float(r["video_score"]) for r in rows[:3]] == sorted(
+        (float(r["video_score"]) for r in rows[:3]), reverse=True)
+    assert rows[3]["id"] == "broken" and rows[3]["status"].startswith("failed: ") and rows[3]["video_score"] == ""
+    with open(out / "events.csv", newline="") as handle:
+        events = [(e["id"], int(e["start_frame"]), int(e["end_frame"])) for e in csv.DictReader(handle)]
+    for row in rows[:3]:
+        scores = [r["score"] for r in curves[row["id"]]]
+        assert row["status"] == "ok" and int(row["n_frames"]) == len(scores)
+        assert [(s, e) for i, s, e in events if i == row["id"]] == intervals_above(scores, 0.5) and int(row["n_events"]) == len(intervals_above(scores, 0.5))
+    assert [i for i, _, _ in events] == sorted((i for i, _, _ in events), key=[r["id"] for r in rows].index)
     frames = {"bikes": (250, 25.0), "carphone_distorted": (120, 30000 / 1001), "carphone_pristine": (120, 30000 / 1001)}
     for name, (n_frames, fps) in frames.items():
         check_curve(read_csv((out / f"{name}.csv").read_text()), n_frames, fps)
