@@ -1,6 +1,6 @@
 """The files `vad score` writes, planned and checked before any video is scored.
 
-Every output of a run (OUT/<stem>.csv or .json, the plots, the report pages with their proxy,
+Every output of a run (OUT/<id>.csv or .json, the plots, the report pages with their proxy,
 CSV and JSON, the index) is listed first, and the run is refused (ConfigError, exit 2, one line
 naming both files) when an output would
 
@@ -33,6 +33,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from vad.errors import ConfigError
+from vad.extract.inputs import VideoItem
 from vad.files import output_problem
 
 log = logging.getLogger("vad")
@@ -63,20 +64,21 @@ def _page_files(page: Path) -> dict[str, Path]:
             "json": page.with_name(f"{page.stem}.json")}
 
 
-def plan(videos: Sequence[Path], *, out: Path | None, output_format: str, plot: Path | None, pages: Path | None,
+def plan(items: Sequence[VideoItem], *, out: Path | None, output_format: str, plot: Path | None, pages: Path | None,
          embed: bool) -> list[Output]:
-    """Every file `vad score` would write for `videos` (plot and pages: the targets that
-    plot_target and html_target return)."""
+    """Every file `vad score` would write for `items` (named by their ids; plot and pages: the
+    targets that plot_target and html_target return)."""
     from vad.pipeline.cmd_score import html_path, is_page, plot_path
 
     outputs = []
-    for video in videos:
+    for item in items:
+        video = item.path
         if out is not None:
-            outputs.append(Output(out / f"{video.stem}.{output_format}", f"scores ({output_format.upper()})", output_format, video, "--out"))
+            outputs.append(Output(out / f"{item.video_id}.{output_format}", f"scores ({output_format.upper()})", output_format, video, "--out"))
         if plot is not None:
-            outputs.append(Output(plot_path(plot, video), "plot", "plot", video, "--plot"))
+            outputs.append(Output(plot_path(plot, item.video_id), "plot", "plot", video, "--plot"))
         if pages is not None:
-            page = html_path(pages, video)
+            page = html_path(pages, item.video_id)
             outputs.append(Output(page, "report page", "page", video, "--html"))
             if not embed:
                 files = _page_files(page)
@@ -157,13 +159,13 @@ def check_overwrite(output: Output) -> None:
         raise ConfigError(f"{path}: {owner} would overwrite this file, which vad did not write; move it away or choose another {output.option}")
 
 
-def settle(videos: Sequence[Path], **targets) -> list[Path]:
+def settle(items: Sequence[VideoItem], **targets) -> list[VideoItem]:
     """The videos to score, once no output of the run would overwrite an input, a user's file, or
     fail to be written; `targets` as plan's. Raises ConfigError (exit 2) before any work."""
-    videos = list(videos)
+    items = list(items)
     while True:
-        inputs = {video.resolve(): video for video in videos}
-        outputs = plan(videos, **targets)
+        inputs = {item.path.resolve(): item.path for item in items}
+        outputs = plan(items, **targets)
         skipped = None
         for output in outputs:
             hit = inputs.get(output.path.resolve())
@@ -179,7 +181,7 @@ def settle(videos: Sequence[Path], **targets) -> list[Path]:
                               f"rename it, move it out of the folder or choose another {output.option}")
         if skipped is None:
             break
-        videos = [video for video in videos if video is not skipped]
+        items = [item for item in items if item.path is not skipped]
     for output in outputs:
         check_overwrite(output)
     seen = set()
@@ -191,4 +193,4 @@ def settle(videos: Sequence[Path], **targets) -> list[Path]:
         if problem is not None:
             owner = f"the {output.what} of {output.video}" if output.video is not None else f"the {output.what}"
             raise ConfigError(f"{output.option} {output.path}: cannot write {owner}: {problem}; choose another {output.option}")
-    return videos
+    return items

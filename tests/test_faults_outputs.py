@@ -123,16 +123,17 @@ def test_a_users_file_where_an_output_goes_is_refused(ow, clip, model, name, wha
 
 def test_a_rerun_on_a_report_folder_rewrites_vads_own_outputs(ow, model):
     """`vad score ow/a.mp4 --out ow --html ow --plot ow`, then the same with ow/*.mp4 (now a.mp4 and the
-    first run's a.proxy.mp4): exit 0 both times; the second skips "ow/a.proxy.mp4: not scored: it is the
-    report proxy of ow/a.mp4 that this run writes again", scores a.mp4 alone and rewrites every output;
-    the same files are left (no a.proxy.html, no a.proxy.proxy.mp4)."""
+    first run's a.proxy.mp4) and --overwrite (a plain rerun skips a.mp4, done): exit 0 both times; the
+    second skips "ow/a.proxy.mp4: not scored: it is the report proxy of ow/a.mp4 that this run writes
+    again", scores a.mp4 alone and rewrites every output; the same files are left (no a.proxy.html, no
+    a.proxy.proxy.mp4)."""
     args = ["--out", ow, "--html", ow, "--threshold", 0.5, *model]
     first = run("score", ow / "a.mp4", *args)
     assert first.exit_code == 0, first.output
     files = sorted(name for name in listing(ow) if not name.startswith("."))
     assert files == ["a.csv", "a.html", "a.json", "a.mp4", "a.proxy.mp4", "events.csv", "index.html", "summary.csv"]
     stamps = {name: (ow / name).stat().st_mtime_ns for name in files}
-    second = run("score", *sorted(ow.glob("*.mp4")), *args)
+    second = run("score", *sorted(ow.glob("*.mp4")), *args, "--overwrite")
     assert second.exit_code == 0, second.output
     assert f"{ow / 'a.proxy.mp4'}: not scored: it is the report proxy of {ow / 'a.mp4'} that this run writes again" in second.stderr
     summary = json.loads(second.stdout.strip().splitlines()[-1])

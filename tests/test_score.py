@@ -180,9 +180,11 @@ def test_usage_errors(tmp_path, clip30, r50_model, monkeypatch):
     os.mkfifo(tmp_path / "pipe.mp4")
     result = run_score(tmp_path / "pipe.mp4", "--model", r50_model)
     assert result.exit_code == 2 and "pipe.mp4: not a regular file (a named pipe)" in result.stderr
-    result = run_score(clip30, clip30, "--model", r50_model)
+    other = tmp_path / "b.mp4"  # a second video (one file given twice is one video, as for `vad extract`)
+    other.write_bytes(clip30.read_bytes())
+    result = run_score(clip30, other, "--model", r50_model)
     assert result.exit_code == 2 and "--out DIR" in result.stderr
-    result = run_score(clip30, clip30, "--model", r50_model, "--out", tmp_path, "--plot", tmp_path / "one.png")
+    result = run_score(clip30, other, "--model", r50_model, "--out", tmp_path, "--plot", tmp_path / "one.png")
     assert result.exit_code == 2 and "one PNG file for 2 videos" in result.stderr
     result = run_score(clip30, "--model", tmp_path / "missing.pt")
     assert result.exit_code == 2 and "no such model file" in result.stderr
