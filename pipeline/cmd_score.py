@@ -146,9 +146,10 @@ def score(videos, *, output_format, plot, gt_path, html, html_embed, out_dir, ca
     from vad.extract.inputs import discover, in_shard, parse_shard
 
     videos = discover([str(v) for v in videos])  # files, folders, @lists: ids as `vad extract` gives them
+    others = []  # other shards' videos: their finished ones join this run's archive summary
     if shard is not None:
         part = parse_shard(shard)
-        videos = [item for item in videos if in_shard(item.video_id, part)]
+        videos, others = [item for item in videos if in_shard(item.video_id, part)], [item for item in videos if not in_shard(item.video_id, part)]
     target = plot_target(plot, videos)
     pages = html_target(html, videos, html_embed)
     check_videos(videos, out_dir)
@@ -199,6 +200,10 @@ def score(videos, *, output_format, plot, gt_path, html, html_embed, out_dir, ca
         scored.append(written)
     if state is not None:
         state.stop()
+        for video in others if archive is not None else []:
+            files = _files_of(video, outputs)
+            if state.is_done(video, files):
+                _add_recorded(state, video, archive, files)
     archived = {} if archive is None else archive.finish()  # summary.csv, events.csv, the archive page index.html
     index = archived.get("index")
     if index is not None:
