@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -20,6 +21,14 @@ from vad.errors import ConfigError, RunFailure, VadError
 from vad.extract.cache import CacheError, FeatureCache, check_video_id
 
 log = logging.getLogger("vad")
+
+
+@dataclass(frozen=True)
+class CachedVideo:
+    """A cache entry where the archive summary expects a video: its id, and where it is."""
+
+    video_id: str
+    path: Path
 
 
 def cache_ids(cache: FeatureCache, ids: list[str]) -> list[str]:
@@ -40,7 +49,9 @@ def score_cache(cache_dir: Path, ids: list[str], *, output_format: str, out_dir:
     """The `vad score --cache` run: `scoring` holds ScoreConfig's settings as given; `refused` the options that need
     the video itself (name -> value), each refused when set."""
     from vad.files import atomic_write_bytes
+    from vad.pipeline.archive import Archive, check_outputs
     from vad.pipeline.outputs import Output, check_overwrite
+    from vad.pipeline.report import report_threshold
     from vad.pipeline.score import ScoreConfig, Scorer, as_json, describe_intervals, generated_footage_warning, write_csv
     from vad.settings import build
 
@@ -61,8 +72,12 @@ def score_cache(cache_dir: Path, ids: list[str], *, output_format: str, out_dir:
             problem = output_problem(path)
             if problem is not None:
                 raise ConfigError(f"--out {path}: cannot write the scores of {video_id}: {problem}; choose another --out")
+    entries = [CachedVideo(video_id, cache.root / video_id) for video_id in ids]  # the archive summary names them by id
+    if out_dir is not None:
+        check_outputs(entries, out_dir, output_format, None)  # OUT/summary.csv and OUT/events.csv
     scorer = Scorer.from_config(build(ScoreConfig, scoring, "vad score"), backbone=False)
     scorer.check_cache(cache)
+    archive = Archive(report_threshold(scorer), out=out_dir) if out_dir is not None else None
     if scorer.trained_on_generated_footage():
         click.echo(generated_footage_warning(scorer), err=True)
 
@@ -91,12 +106,19 @@ def score_cache(cache_dir: Path, ids: list[str], *, output_format: str, out_dir:
             except OSError as exc:
                 raise RunFailure(f"{path}: cannot write the scores ({exc.strerror or exc})") from None
             scored.append({"video_id": video_id, "scores": str(path)})
+            archive.add(result, video_id=video_id)
         except Exception as exc:  # one broken entry must not stop the others
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             log.error("vad: %s", message if video_id in message else f"{video_id}: {message}")
             failed.append({"video_id": video_id, "error": message})
+            if archive is not None:
+                archive.add_failure(CachedVideo(video_id, cache.root / video_id), message)
+    archived = {} if archive is None else archive.finish()  # summary.csv and events.csv, sorted by video score
     if out_dir is not None:
         click.echo(json.dumps({"out": str(out_dir), "cache": str(cache_dir), "scored": len(scored), "failed": len(failed), "files": scored,
-                               "failures": failed, "seconds": round(time.perf_counter() - started, 2)}))
+                               "failures": failed, **{key: str(path) for key, path in archived.items()},
+                               "seconds": round(time.perf_counter() - started, 2)}))
     if failed:
         raise RunFailure(f"{len(failed)} of {len(ids)} cached video(s) could not be scored: {', '.join(f['video_id'] for f in failed)}")
+    if archive is not None:
+        archive.raise_problems()

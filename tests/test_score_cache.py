@@ -8,6 +8,8 @@ alone. These are the commands of docs/scoring.md (Scoring a feature cache), on a
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 from pathlib import Path
@@ -84,7 +86,10 @@ def test_cache_curves_equal_the_raw_videos(setup, tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert (summary["scored"], summary["failed"]) == (2, 0)
-    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.csv")) == ["clip.csv", "sub/b.csv"]
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.csv")) == ["clip.csv", "events.csv", "sub/b.csv", "summary.csv"]
+    archive = list(csv.DictReader(io.StringIO((out / "summary.csv").read_text())))  # entries named by id, highest score first
+    assert sorted(r["id"] for r in archive) == ["clip", "sub/b"] and float(archive[0]["video_score"]) >= float(archive[1]["video_score"])
+    assert {r["id"]: r["n_frames"] for r in archive} == {"clip": "40", "sub/b": "20"} and {r["status"] for r in archive} == {"ok"}
     rows = read_csv((out / "sub" / "b.csv").read_text())  # a (sub/b.mp4's JSON, scored from the video) is still at hand
     assert [r["frame"] for r in rows] == list(range(20))
     assert np.allclose([r["time_s"] for r in rows], np.arange(20) / 25, atol=1e-6, rtol=0)
@@ -119,6 +124,8 @@ def test_entry_without_fps_fails_alone_and_bad_requests(setup, tmp_path):
     assert result.exit_code == 1, result.output
     assert (out / "clip.csv").is_file() and not (out / "sub").exists()
     assert "'sub/b' records no frame rate" in result.output
+    rows = {r["id"]: r["status"] for r in csv.DictReader(io.StringIO((out / "summary.csv").read_text()))}
+    assert rows["clip"] == "ok" and rows["sub/b"].startswith("failed: ") and "no frame rate" in rows["sub/b"]
     one = run_score("--cache", cache, "sub/b", *common)
     assert one.exit_code == 1 and "frame,time_s" not in one.output
     for args, expected in [(["nope"], "no finished entry 'nope'"), (["clip", "sub/b"], "pass --out DIR"),
