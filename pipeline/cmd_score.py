@@ -131,7 +131,7 @@ def score(videos, *, output_format, plot, gt_path, html, html_embed, out_dir, ca
     not fit its backbone weights.
     """
     from vad.pipeline.api import load_scorer
-    from vad.pipeline.outputs import settle
+    from vad.pipeline.outputs import archive_page, settle
     from vad.pipeline.score import generated_footage_warning
     from vad.tables import read_gt
 
@@ -168,7 +168,7 @@ def score(videos, *, output_format, plot, gt_path, html, html_embed, out_dir, ca
     report = None if pages is None else Pages(pages, html_embed, gt if gt_path is not None else None)
     from vad.pipeline.report import report_threshold
 
-    index_page = pages / "index.html" if pages is not None and not is_page(pages) else None
+    index_page = archive_page(out_dir, pages)
     archive = Archive(report_threshold(scorer), out=out_dir, index=index_page) if out_dir is not None or index_page is not None else None
     outputs = dict(out=out_dir, output_format=output_format, plot=target, pages=pages, embed=html_embed)
     state = None if out_dir is None else _state(scorer, outputs, gt_path).start()  # records and claims (pipeline/score_state.py)

@@ -68,7 +68,7 @@ def plan(items: Sequence[VideoItem], *, out: Path | None, output_format: str, pl
          embed: bool) -> list[Output]:
     """Every file `vad score` would write for `items` (named by their ids; plot and pages: the
     targets that plot_target and html_target return)."""
-    from vad.pipeline.cmd_score import html_path, is_page, plot_path
+    from vad.pipeline.cmd_score import html_path, plot_path
 
     outputs = []
     for item in items:
@@ -85,9 +85,19 @@ def plan(items: Sequence[VideoItem], *, out: Path | None, output_format: str, pl
                 outputs += [Output(files["proxy"], "report proxy", "proxy", video, "--html"),
                             Output(files["csv"], "report CSV", "csv", video, "--html"),
                             Output(files["json"], "report JSON", "json", video, "--html")]
-    if pages is not None and not is_page(pages):
-        outputs.append(Output(pages / "index.html", "report index", "index", None, "--html"))
+    index = archive_page(out, pages)
+    if index is not None:
+        outputs.append(Output(index, "archive page", "index", None, "--html" if index.parent == pages else "--out"))
     return outputs
+
+
+def archive_page(out: Path | None, pages: Path | None) -> Path | None:
+    """Where the archive page goes: the --html folder's index.html, else OUT/index.html (None: stdout mode)."""
+    from vad.pipeline.cmd_score import is_page
+
+    if pages is not None and not is_page(pages):
+        return pages / "index.html"
+    return None if out is None else out / "index.html"
 
 
 def _head(path: Path, size: int = 4096) -> bytes:

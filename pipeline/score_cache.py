@@ -75,9 +75,10 @@ def score_cache(cache_dir: Path, ids: list[str], *, output_format: str, out_dir:
     entries = [CachedVideo(video_id, cache.root / video_id) for video_id in ids]  # the archive summary names them by id
     if out_dir is not None:
         check_outputs(entries, out_dir, output_format, None)  # OUT/summary.csv and OUT/events.csv
+        check_overwrite(Output(out_dir / "index.html", "archive page", "index", None, "--out"))
     scorer = Scorer.from_config(build(ScoreConfig, scoring, "vad score"), backbone=False)
     scorer.check_cache(cache)
-    archive = Archive(report_threshold(scorer), out=out_dir) if out_dir is not None else None
+    archive = Archive(report_threshold(scorer), out=out_dir, index=out_dir / "index.html") if out_dir is not None else None
     if scorer.trained_on_generated_footage():
         click.echo(generated_footage_warning(scorer), err=True)
 

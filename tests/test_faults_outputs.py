@@ -101,7 +101,7 @@ def test_a_users_proxy_among_the_inputs_is_not_overwritten(ow, clip, model):
 
 
 @pytest.mark.parametrize("name, what, option", [("a.csv", "scores (CSV) of {a}", "--out"), ("a.proxy.mp4", "report proxy of {a}", "--html"),
-                                                ("a.html", "report page of {a}", "--html"), ("index.html", "report index", "--html"),
+                                                ("a.html", "report page of {a}", "--html"), ("index.html", "archive page", "--html"),
                                                 ("a.png", "plot of {a}", "--plot")])
 def test_a_users_file_where_an_output_goes_is_refused(ow, clip, model, name, what, option):
     """`vad score ow/a.mp4 --out ow --html ow --plot ow` where ow/NAME is the user's own file (a CSV, a video,

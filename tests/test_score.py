@@ -122,7 +122,8 @@ def test_real_clips_batch_with_a_broken_file(tmp_path, r50_model, r50_weights_pa
     assert "broken.mp4" in result.stderr and "1 of 4 video(s) could not be scored" in result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert (summary["scored"], summary["failed"]) == (3, 1)
-    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == sorted([f"{n}.csv" for n in names] + ["events.csv", "summary.csv"])
+    archive_files = ["events.csv", "index.html", "summary.csv"]  # the archive summary and its page
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == sorted([f"{n}.csv" for n in names] + archive_files)
     # the archive summary (pipeline/archive.py): highest video score first, the broken file last with its reason
     curves = {n: read_csv((out / f"{n}.csv").read_text()) for n in names}
     with open(out / "summary.csv", newline="") as handle:
