@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -131,6 +132,18 @@ def extract_ray(items: list[VideoItem], cache_dir: str | Path, config: ExtractCo
         report.seconds = time.perf_counter() - started
         return report
 
+    with ray_session(ray, options):
+        # Absolute paths: an actor's working directory is Ray's, not the caller's.
+        worker_config = replace(config, weights=Path(config.weights).resolve() if config.weights else None)
+        actors = start_actors(ray, options, ExtractWorker, len(todo), str(Path(cache_dir).resolve()), worker_config, options.cpus_per_actor)
+        dispatch(ray, actors, todo, lambda item, outcome: _record(outcome, item, cache, report), progress=progress, on_result=on_result)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+@contextmanager
+def ray_session(ray, options: RayOptions) -> Iterator[None]:
+    """Ray initialised for the block: joins `options.address` (None: a local instance) unless the caller did; shut down after."""
     started_ray = not ray.is_initialized()
     if started_ray:
         try:
@@ -138,24 +151,25 @@ def extract_ray(items: list[VideoItem], cache_dir: str | Path, config: ExtractCo
         except ConnectionError as exc:
             raise RayUnavailable(f"--ray-address {options.address}: cannot reach a Ray cluster ({exc})") from None
     try:
-        n_actors, resources = plan_actors(ray, options)
-        n_actors = min(n_actors, len(todo))
-        # Absolute paths: an actor's working directory is Ray's, not the caller's.
-        worker_config = replace(config, weights=Path(config.weights).resolve() if config.weights else None)
-        actor_class = ray.remote(max_restarts=options.max_restarts, max_task_retries=options.max_task_retries, **resources)(ExtractWorker)
-        actors = [actor_class.remote(str(Path(cache_dir).resolve()), worker_config, options.cpus_per_actor) for _ in range(n_actors)]
-        log.info("ray: %d actor(s), %s each, for %d video(s)", n_actors, resources, len(todo))
-        _dispatch(ray, actors, todo, cache, report, progress=progress, on_result=on_result)
+        yield
     finally:
         if started_ray:
             ray.shutdown()
-    report.seconds = time.perf_counter() - started
-    return report
 
 
-def _dispatch(ray, actors: list, todo: list[VideoItem], cache: FeatureCache, report: ExtractReport,
-              *, progress: bool, on_result: Callable[[str, list], None] | None) -> None:
-    """Keep every actor busy with one video; record each outcome as it arrives."""
+def start_actors(ray, options: RayOptions, worker: type, n_videos: int, *args) -> list:
+    """The actors of `worker(*args)`, as plan_actors sizes them (at most one per video), restarted by Ray when they die."""
+    n_actors, resources = plan_actors(ray, options)
+    n_actors = min(n_actors, n_videos)
+    actor_class = ray.remote(max_restarts=options.max_restarts, max_task_retries=options.max_task_retries, **resources)(worker)
+    log.info("ray: %d actor(s), %s each, for %d video(s)", n_actors, resources, n_videos)
+    return [actor_class.remote(*args) for _ in range(n_actors)]
+
+
+def dispatch(ray, actors: list, todo: list[VideoItem], on_outcome: Callable[[VideoItem, object], None],
+             *, progress: bool, on_result: Callable[[str, list], None] | None) -> None:
+    """Keep every actor busy with one video (`actor.run(item)`); `on_outcome(item, outcome)` on the driver as each arrives.
+    A task whose worker died more than max_task_retries times (or failed outside the worker's guard) is Failed."""
     pending = list(reversed(todo))
     running: dict = {}  # object ref -> (actor, item)
     for actor in actors:
@@ -170,7 +184,7 @@ def _dispatch(ray, actors: list, todo: list[VideoItem], cache: FeatureCache, rep
                 outcome = ray.get(ready[0])
             except ray.exceptions.RayError as exc:  # died max_task_retries + 1 times on it, or an error outside the per-video guard
                 outcome = Failed(0, f"ray worker failed on it ({first_line(exc)})")
-            _record(outcome, item, cache, report)
+            on_outcome(item, outcome)
             bar.update(1)
             if on_result is not None:
                 on_result(item.video_id, actors)

@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 
 from vad import settings
-from vad.errors import RunFailure, VadError
+from vad.errors import RunFailure
 from vad.extract.runner import ExtractConfig
-from vad.pipeline.common import progress_disabled, verbosity
+from vad.pipeline.common import progress_disabled, ray_options, ray_settings, verbosity
 
 log = logging.getLogger("vad")
 
@@ -19,14 +19,7 @@ log = logging.getLogger("vad")
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("--cache", "cache_dir", default="cache", show_default=True, type=click.Path(file_okay=False), help="Feature cache folder (created when missing).")
 @settings.options(ExtractConfig)
-@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="local: this process and its decode workers. ray: one actor per GPU (or per --ray-cpus CPUs) on a Ray cluster, one task per "
-                   "video, retried when a worker dies; needs `pip install 'vad[ray]'` and the cache, videos and weights on a shared file system.")
-@click.option("--ray-address", default=None, metavar="ADDR",
-              help="Ray cluster to join (e.g. auto, or ray://head:10001). Default: start a local Ray instance on this machine.")
-@click.option("--ray-actors", type=click.IntRange(min=1), default=None,
-              help="Number of Ray actors. Default: one per GPU in the cluster, else one per --ray-cpus CPUs.")
-@click.option("--ray-cpus", type=click.IntRange(min=1), default=1, show_default=True, help="CPUs each Ray actor reserves (its torch threads).")
+@ray_options("this process and its decode workers", "the cache, videos and weights")
 @verbosity
 def extract(inputs, *, cache_dir, backend, ray_address, ray_actors, ray_cpus, **options):
     """Extract I3D features of videos into a feature cache.
@@ -40,13 +33,7 @@ def extract(inputs, *, cache_dir, backend, ray_address, ray_actors, ray_cpus, **
     """
     from vad.pipeline.api import extract_features
 
-    if backend != "ray" and (ray_address or ray_actors):
-        raise VadError("--ray-address/--ray-actors need --backend ray")
-    ray = None
-    if backend == "ray":
-        from vad.extract.ray_backend import RayOptions
-
-        ray = RayOptions(address=ray_address, actors=ray_actors, cpus_per_actor=ray_cpus)
+    ray = ray_settings(backend, ray_address, ray_actors, ray_cpus)
     report = extract_features(list(inputs), cache_dir, backend=backend, ray=ray, progress=not progress_disabled(),
                               **settings.given(ExtractConfig, options))
     summary = {

@@ -13,7 +13,7 @@ import click
 from vad import settings
 from vad.errors import RunFailure, VadError
 from vad.extract.inputs import VideoItem
-from vad.pipeline.common import progress_disabled, verbosity
+from vad.pipeline.common import progress_disabled, ray_options, ray_settings, verbosity
 from vad.pipeline.report import EMBED_LIMIT_MB
 from vad.pipeline.score import ScoreConfig
 
@@ -106,8 +106,10 @@ def check_videos(videos: list[VideoItem], out: Path | None) -> None:
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="CACHE",
               help="Score videos already in this feature cache, without decoding: the arguments are ids (none: every entry), outputs "
                    "OUT/<id>.csv|.json. The cache's backbone, weights, crops, profile and geometry must be the model's.")
+@ray_options("this process", "the videos, the model and the weights (with --plot or --html the driver decodes the video again)")
 @verbosity
-def score(videos, *, output_format, plot, gt_path, html, html_embed, out_dir, cache_dir, overwrite, shard, **options):
+def score(videos, *, output_format, plot, gt_path, html, html_embed, out_dir, cache_dir, overwrite, shard, backend, ray_address, ray_actors,
+          ray_cpus, **options):
     """Score raw videos with a trained detector: one anomaly score per frame.
 
     VIDEO is a video file (its id is its name without the extension), a folder (searched
@@ -126,6 +128,7 @@ def score(videos, *, output_format, plot, gt_path, html, html_embed, out_dir, ca
     vad score a.mp4 b.mp4 --out scores/ --html report/    # report/index.html lists the pages
     vad score archive/ --out scores/ --shard 0/4           # rerun to resume; one run per shard
     vad score --cache cache/ --out scores/                  # every video in a feature cache
+    vad score archive/ --out scores/ --backend ray --ray-address auto   # on a Ray cluster
 
     Exit codes: 0 all scored, 1 some video failed, 2 bad command line or a model that does
     not fit its backbone weights.
@@ -135,6 +138,9 @@ def score(videos, *, output_format, plot, gt_path, html, html_embed, out_dir, ca
     from vad.pipeline.score import generated_footage_warning
     from vad.tables import read_gt
 
+    ray = ray_settings(backend, ray_address, ray_actors, ray_cpus)
+    if ray is not None and (out_dir is None or cache_dir is not None):
+        raise VadError("--backend ray scores raw videos into a folder: pass --out DIR (and no --cache)")
     if cache_dir is not None:  # ids in a feature cache (pipeline/score_cache.py)
         from vad.pipeline.score_cache import score_cache
 
@@ -172,32 +178,62 @@ def score(videos, *, output_format, plot, gt_path, html, html_embed, out_dir, ca
     archive = Archive(report_threshold(scorer), out=out_dir, index=index_page) if out_dir is not None or index_page is not None else None
     outputs = dict(out=out_dir, output_format=output_format, plot=target, pages=pages, embed=html_embed)
     state = None if out_dir is None else _state(scorer, outputs, gt_path).start()  # records and claims (pipeline/score_state.py)
-    skipped, claimed = [], []
+    skipped, claimed, todo = [], [], []
+
+    def fail(video: VideoItem, message: str) -> None:
+        log.error("vad: %s", message if str(video.path) in message else f"{video.path}: {message}")
+        failed.append({"video": str(video.path), "error": message})
+        if archive is not None:
+            archive.add_failure(video, message)
+
+    def finish(video: VideoItem, source: dict | None = None, curve=None) -> None:
+        """Score the video here (curve None) or take the curve a Ray actor returned; write its outputs and record
+        (the one writer of both backends); a failure is one line and the others go on. Releases the claim."""
+        try:
+            source, kept = source or _source(video), []
+            written = _score_one(scorer, video, output_format, out_dir=out_dir, target=target, gt=gt, report=report, archive=archive,
+                                 kept=kept, curve=curve)
+            if state is not None:
+                state.write(video, source, files_of[video.video_id], _curve_record(kept[0]))
+        except Exception as exc:  # one broken video must not stop the others
+            fail(video, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+            return
+        finally:
+            if state is not None:
+                state.release(video.video_id)
+        scored.append(written)
+
+    files_of = {}
     for video in videos:
-        files = _files_of(video, outputs)
+        files = files_of[video.video_id] = _files_of(video, outputs)
         why = None if state is None else _why_not(state, video, files, overwrite)
         if why is not None:
             (claimed if why == "claimed" else skipped).append(str(video.path))
             if why == "done" and archive is not None:
                 _add_recorded(state, video, archive, files)
             continue
-        try:
-            source, kept = _source(video), []
-            written = _score_one(scorer, video, output_format, out_dir=out_dir, target=target, gt=gt, report=report, archive=archive,
-                                 kept=kept)
-            if state is not None:
-                state.write(video, source, files, _curve_record(kept[0]))
-        except Exception as exc:  # one broken video must not stop the others
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            log.error("vad: %s", message if str(video.path) in message else f"{video.path}: {message}")
-            failed.append({"video": str(video.path), "error": message})
-            if archive is not None:
-                archive.add_failure(video, message)
-            continue
-        finally:
-            if state is not None:
+        if ray is None:
+            finish(video)
+        else:
+            todo.append(video)
+    if todo:  # --backend ray: claimed above, scored by the actors, written here as they come back
+        from vad.pipeline.score_ray import score_ray
+
+        sources = {}
+        for video in list(todo):
+            try:
+                sources[video.video_id] = _source(video)  # size and mtime before scoring, as the local path reads them
+            except OSError as exc:
+                todo.remove(video)
+                fail(video, f"cannot read it ({exc.strerror or exc})")
                 state.release(video.video_id)
-        scored.append(written)
+
+        def failure(video: VideoItem, message: str) -> None:
+            fail(video, message)
+            state.release(video.video_id)
+
+        score_ray(todo, scorer, ray, on_curve=lambda video, curve: finish(video, sources[video.video_id], curve), on_failure=failure,
+                  progress=not progress_disabled())
     if state is not None:
         state.stop()
         for video in others if archive is not None else []:
@@ -281,14 +317,14 @@ def _add_recorded(state, video: VideoItem, archive, files: list[Path]) -> None:
 
 
 def _score_one(scorer, video: VideoItem, output_format: str, *, out_dir: Path | None, target: Path | None, gt: dict,
-               report: Pages | None, archive=None, kept: list | None = None) -> dict:
-    """Score, write the curve (stdout or OUT/<id>.<format>), the plot and the report page; returns what was written
-    (and appends the curve to `kept`)."""
+               report: Pages | None, archive=None, kept: list | None = None, curve=None) -> dict:
+    """Score (unless `curve` is given: a Ray actor scored it), write the curve (stdout or OUT/<id>.<format>), the plot and
+    the report page; returns what was written (and appends the curve to `kept`)."""
     from vad.files import atomic_write_bytes
     from vad.pipeline.score import as_json, describe_intervals, gt_for_video, plot_scores, write_csv
 
     video_id, video = video.video_id, video.path
-    result = scorer.score(video, progress=not progress_disabled())
+    result = curve if curve is not None else scorer.score(video, progress=not progress_disabled())
     if kept is not None:
         kept.append(result)
     log.info("%s: %d frames at %.3f fps, video score %.3f%s", video, result.n_frames, result.fps, result.video_score,
