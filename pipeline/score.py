@@ -101,6 +101,7 @@ class Curve:
     video_score: float  # the p of docs/method.md (Score correction) on the raw snippet scores
     provenance: dict  # what the scoring model was trained on (model.pt's provenance)
     source: dict | None = None  # scored from a feature cache: cache, video_id, the entry's precision and network
+    computed: dict | None = None  # scored by a Ray actor: its precision and arithmetic (computed_by); None: this process's engine
 
     def times(self) -> np.ndarray:
         """Each frame's time in seconds: frame / fps."""
@@ -300,9 +301,17 @@ def interval_records(result: Curve, threshold: float) -> list[dict]:
              "max_score": round(float(result.frame_scores[s:e].max()), 6)} for s, e in result.intervals(threshold)]
 
 
+def computed_by(scorer: Scorer) -> dict:
+    """The backbone's precision and how the scores were computed (device, threads...) by this process's engine:
+    the detector runs in fp32 and the correction in fp64 on every device."""
+    engine = scorer.engine
+    return {"precision": engine.precision, "arithmetic": arithmetic(engine.device, backbone=engine.precision, detector="fp32", correction="fp64")}
+
+
 def as_json(result: Curve, scorer: Scorer) -> dict:
     config = scorer.config
     source = result.source
+    computed = None if source else (result.computed or computed_by(scorer))
     return {
         "video": str(result.path),
         "model": str(config.model),
@@ -310,12 +319,13 @@ def as_json(result: Curve, scorer: Scorer) -> dict:
         "backbone": scorer.spec.name,
         "crops": scorer.engine.plan.crops,
         **({"cache": source["cache"], "video_id": source["video_id"]} if source else {}),
-        "precision": source["precision"] if source else scorer.engine.precision,
+        "precision": source["precision"] if source else computed["precision"],
         "network": source["network"] if source else network_form(config.exact),
         # how these scores were computed: the detector runs in fp32 and the correction in fp64 on every device
-        # (from a cache: the backbone's precision is the one the entry records, on the device that extracted it)
-        "arithmetic": arithmetic(scorer.engine.device, backbone=str(source["precision"]) if source else scorer.engine.precision,
-                                 detector="fp32", correction="fp64"),
+        # (from a cache: the backbone's precision is the one the entry records, on the device that extracted it;
+        # by a Ray actor: its own device, precision and threads)
+        "arithmetic": arithmetic(scorer.engine.device, backbone=str(source["precision"]), detector="fp32", correction="fp64")
+                      if source else computed["arithmetic"],
         "correction": config.correction,
         "fps": result.fps,
         "n_frames": result.n_frames,

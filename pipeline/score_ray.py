@@ -23,7 +23,7 @@ from vad import weights as weights_store
 from vad.extract.engine import Failed, first_line
 from vad.extract.inputs import VideoItem
 from vad.extract.ray_backend import RayOptions, dispatch, import_ray, ray_session, start_actors
-from vad.pipeline.score import Curve, ScoreConfig, Scorer
+from vad.pipeline.score import Curve, ScoreConfig, Scorer, computed_by
 
 
 class ScoreWorker:
@@ -37,8 +37,9 @@ class ScoreWorker:
         return os.getpid()
 
     def run(self, item: VideoItem) -> Curve | Failed:
+        """The Curve, carrying this actor's precision and arithmetic (its device, threads) for the JSON output."""
         try:
-            return self.scorer.score(item.path)
+            return replace(self.scorer.score(item.path), computed=computed_by(self.scorer))
         except Exception as exc:  # one broken video must not stop the run
             return Failed(0, first_line(exc))
 

@@ -107,8 +107,11 @@ def test_ray_backend_scores_like_local_through_killed_workers(tmp_path, ray_inst
         np.testing.assert_allclose(ours["scores"], ref["scores"], atol=1e-4)
         np.testing.assert_allclose(ours["snippet_scores"], ref["snippet_scores"], atol=1e-4)
         assert abs(ours["video_score"] - ref["video_score"]) <= 1e-4
-        assert {k: v for k, v in ours.items() if k not in ("scores", "snippet_scores", "video_score", "max_score")} == \
-               {k: v for k, v in ref.items() if k not in ("scores", "snippet_scores", "video_score", "max_score")}
+        assert {k: v for k, v in ours.items() if k not in ("scores", "snippet_scores", "video_score", "max_score", "arithmetic")} == \
+               {k: v for k, v in ref.items() if k not in ("scores", "snippet_scores", "video_score", "max_score", "arithmetic")}
+        # the arithmetic is the actor's (1 thread, --ray-cpus 1), not the driver's
+        assert ours["arithmetic"]["threads"] == 1 and ref["arithmetic"]["threads"] == torch.get_num_threads() > 1
+        assert {k: v for k, v in ours["arithmetic"].items() if k != "threads"} == {k: v for k, v in ref["arithmetic"].items() if k != "threads"}
         record, ref_record = (json.loads((root / STATE_DIR / f"{video_id}.json").read_text()) for root in (out, tmp_path / "local"))
         assert record["outputs"] == [str(out / f"{video_id}.json")]
         assert record["source"] == ref_record["source"] and record["settings"] == ref_record["settings"]
