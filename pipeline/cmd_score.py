@@ -1,7 +1,6 @@
 """`vad score`: raw videos -> frame-level anomaly curves (CSV or JSON), optional plots and intervals."""
 from __future__ import annotations
 
-import io
 import json
 import logging
 import time
@@ -321,7 +320,7 @@ def _score_one(scorer, video: VideoItem, output_format: str, *, out_dir: Path | 
     """Score (unless `curve` is given: a Ray actor scored it), write the curve (stdout or OUT/<id>.<format>), the plot and
     the report page; returns what was written (and appends the curve to `kept`)."""
     from vad.files import atomic_write_bytes
-    from vad.pipeline.score import as_json, describe_intervals, gt_for_video, plot_scores, write_csv
+    from vad.pipeline.score import curve_text, gt_for_video, plot_scores
 
     video_id, video = video.video_id, video.path
     result = curve if curve is not None else scorer.score(video, progress=not progress_disabled())
@@ -329,15 +328,9 @@ def _score_one(scorer, video: VideoItem, output_format: str, *, out_dir: Path | 
         kept.append(result)
     log.info("%s: %d frames at %.3f fps, video score %.3f%s", video, result.n_frames, result.fps, result.video_score,
              " (partial: decoding stopped early)" if result.partial else "")
-    if output_format == "json":
-        text = json.dumps(as_json(result, scorer)) + "\n"
-    else:
-        buffer = io.StringIO()
-        write_csv(result, buffer)
-        text = buffer.getvalue()
-        if scorer.config.threshold is not None:
-            for line in describe_intervals(result, scorer.config.threshold):
-                click.echo(line, err=True)
+    text, notes = curve_text(result, scorer, output_format)
+    for line in notes:
+        click.echo(line, err=True)
     written = {"video": str(video)}
     if out_dir is None:
         click.echo(text, nl=False)

@@ -13,6 +13,7 @@ scored silently wrong.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 from collections.abc import Callable
@@ -339,6 +340,17 @@ def as_json(result: Curve, scorer: Scorer) -> dict:
         "snippet_scores": [round(float(s), 6) for s in result.snippet_scores],
         "scores": [round(float(s), 6) for s in result.frame_scores],
     }
+
+
+def curve_text(result: Curve, scorer: Scorer, output_format: str) -> tuple[str, list[str]]:
+    """The curve as `vad score` writes it (csv or json), and the interval lines that csv mode
+    prints on stderr when a threshold is set (json mode carries them in the record)."""
+    if output_format == "json":
+        return json.dumps(as_json(result, scorer)) + "\n", []
+    buffer = io.StringIO()
+    write_csv(result, buffer)
+    threshold = scorer.config.threshold
+    return buffer.getvalue(), [] if threshold is None else describe_intervals(result, threshold)
 
 
 def describe_intervals(result: Curve, threshold: float) -> list[str]:

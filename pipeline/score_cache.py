@@ -8,7 +8,6 @@ files as for videos, named by id: stdout for one id, or OUT/<id>.csv|.json (the 
 """
 from __future__ import annotations
 
-import io
 import json
 import logging
 import time
@@ -52,7 +51,7 @@ def score_cache(cache_dir: Path, ids: list[str], *, output_format: str, out_dir:
     from vad.pipeline.archive import Archive, check_outputs
     from vad.pipeline.outputs import Output, check_overwrite
     from vad.pipeline.report import report_threshold
-    from vad.pipeline.score import ScoreConfig, Scorer, as_json, describe_intervals, generated_footage_warning, write_csv
+    from vad.pipeline.score import ScoreConfig, Scorer, curve_text, generated_footage_warning
     from vad.settings import build
 
     given = [name for name, value in refused.items() if value not in (None, False)]
@@ -88,15 +87,9 @@ def score_cache(cache_dir: Path, ids: list[str], *, output_format: str, out_dir:
         try:
             result = scorer.score_cached(cache, video_id)
             log.info("%s: %d frames at %.3f fps, video score %.3f (from the cache)", video_id, result.n_frames, result.fps, result.video_score)
-            if output_format == "json":
-                text = json.dumps(as_json(result, scorer)) + "\n"
-            else:
-                buffer = io.StringIO()
-                write_csv(result, buffer)
-                text = buffer.getvalue()
-                if scorer.config.threshold is not None:
-                    for line in describe_intervals(result, scorer.config.threshold):
-                        click.echo(line, err=True)
+            text, notes = curve_text(result, scorer, output_format)
+            for line in notes:
+                click.echo(line, err=True)
             if out_dir is None:
                 click.echo(text, nl=False)
                 scored.append({"video_id": video_id})
