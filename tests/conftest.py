@@ -45,3 +45,12 @@ def inception_weights_path() -> Path:
     except WeightsError as exc:
         pytest.fail(f"the real i3d-inception weights are needed: run `make weights` first ({exc})", pytrace=False)
     return path
+
+
+@pytest.fixture(scope="module")
+def ray_instance():
+    """A local Ray instance of 2 CPUs for one test module (the Ray backends' tests)."""
+    ray = pytest.importorskip("ray", reason="Ray is an optional extra (pip install 'vad[ray]')")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield ray
+    ray.shutdown()

@@ -303,24 +303,12 @@ def watch_target(server: StreamServer, scorer, case: tuple) -> str:
 
 
 def watch_scorer(folder: Path):
-    """A cheap Scorer for the watch target: the generated i3d-r50 weights at 112-pixel crops and an
-    untrained no-attention detector (as tests/test_watch.py)."""
-    import torch
-
-    from vad.extract.backbones import get_backbone
-    from vad.extract.runner import ExtractConfig, cache_config
-    from vad.models.detector import build_detector
-    from vad.models.io import save_model
+    """The cheap scorer of tests/test_watch.py for the watch target."""
     from vad.pipeline.score import ScoreConfig, Scorer
-    from vad.weights import sha256_file
 
+    from cheap_model import write_cheap_r50_model
     from golden_r50 import write_weights
 
     weights = write_weights(folder / "i3d_r50_golden.pth")
-    spec = get_backbone("i3d-r50")
-    torch.manual_seed(0)
-    feature = {**cache_config(spec, ExtractConfig(backbone="i3d-r50", crops=1, profile="direct"), sha256_file(weights)),
-               "short_side": 128, "crop_size": 112}
-    save_model(folder / "watch.pt", build_detector(feature_dim=spec.feature_dim, hidden_dim=64, fc_dim=8, attention=False),
-               feature=feature, phase="untrained")
-    return Scorer.from_config(ScoreConfig(model=folder / "watch.pt", weights=weights, device="cpu", batch_size=1, decoder="pyav"))
+    model = write_cheap_r50_model(folder / "watch.pt", weights)
+    return Scorer.from_config(ScoreConfig(model=model, weights=weights, device="cpu", batch_size=1, decoder="pyav"))

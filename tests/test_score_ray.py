@@ -17,14 +17,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from vad.extract.backbones import get_backbone
-from vad.extract.runner import ExtractConfig, cache_config
-from vad.models.detector import build_detector
-from vad.models.io import save_model
 from vad.pipeline.cli import main
 from vad.pipeline.score_state import STATE_DIR
-from vad.weights import sha256_file
 
+from cheap_model import write_cheap_r50_model
 from videos import pattern_frames, write_lossless
 
 FRAMES = {"cam0/a": 16, "cam0/b": 33, "cam1/c": 20}  # 1..3 snippets, partial last snippets included
@@ -32,24 +28,7 @@ FRAMES = {"cam0/a": 16, "cam0/b": 33, "cam1/c": 20}  # 1..3 snippets, partial la
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory, r50_weights_path) -> Path:
-    spec = get_backbone("i3d-r50")
-    torch.manual_seed(0)
-    detector = build_detector(feature_dim=spec.feature_dim, hidden_dim=64, fc_dim=8, attention=False)
-    with torch.no_grad():
-        detector.fc2.weight.mul_(0.02)  # scores spread around 0.4 instead of saturating at 0
-    feature = cache_config(spec, ExtractConfig(backbone="i3d-r50", crops=1, profile="direct"), sha256_file(r50_weights_path))
-    feature.update(short_side=128, crop_size=112)
-    path = tmp_path_factory.mktemp("model") / "ray.pt"
-    save_model(path, detector, feature=feature, phase="untrained")
-    return path
-
-
-@pytest.fixture(scope="module")
-def ray_instance():
-    ray = pytest.importorskip("ray", reason="Ray is an optional extra (pip install 'vad[ray]')")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    yield ray
-    ray.shutdown()
+    return write_cheap_r50_model(tmp_path_factory.mktemp("model") / "ray.pt", r50_weights_path)
 
 
 @pytest.fixture(scope="module")

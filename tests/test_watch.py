@@ -18,19 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
-from vad.extract.backbones import get_backbone
-from vad.extract.runner import ExtractConfig, cache_config
 from vad.models.correction import video_level_score
-from vad.models.detector import build_detector
-from vad.models.io import save_model
 from vad.pipeline.cli import main
 from vad.pipeline.score import ScoreConfig, Scorer
 from vad.pipeline.watch import Events, WatchConfig, watch
-from vad.weights import sha256_file
 
+from cheap_model import write_cheap_r50_model
 from videos import pattern_frames, write_lossless
 
 FIELDS = ["frame_start", "frame_end", "t_start_s", "t_end_s", "wallclock", "score", "raw", "latency_ms", "dropped_snippets"]
@@ -38,16 +33,7 @@ FIELDS = ["frame_start", "frame_end", "t_start_s", "t_end_s", "wallclock", "scor
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory, r50_weights_path) -> Path:
-    spec = get_backbone("i3d-r50")
-    torch.manual_seed(0)
-    detector = build_detector(feature_dim=spec.feature_dim, hidden_dim=64, fc_dim=8, attention=False)
-    with torch.no_grad():
-        detector.fc2.weight.mul_(0.02)  # scores spread around 0.4 instead of saturating at 0
-    feature = cache_config(spec, ExtractConfig(backbone="i3d-r50", crops=1, profile="direct"), sha256_file(r50_weights_path))
-    feature.update(short_side=128, crop_size=112)
-    path = tmp_path_factory.mktemp("model") / "watch.pt"
-    save_model(path, detector, feature=feature, phase="untrained")
-    return path
+    return write_cheap_r50_model(tmp_path_factory.mktemp("model") / "watch.pt", r50_weights_path)
 
 
 @pytest.fixture(scope="module")

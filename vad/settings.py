@@ -212,8 +212,8 @@ class Choices(click.ParamType):
     """click.Choice over values read when used: a registry's names at parse and --help time.
     `separator`: the option takes a list, e.g. `bst,ham,as`."""
 
-    def __init__(self, declared: Setting, kind: Any, separator: str | None = None):
-        self.declared, self.kind, self.separator = declared, kind, separator
+    def __init__(self, declared: Setting, separator: str | None = None):
+        self.declared, self.separator = declared, separator
         self.name = "choice"
 
     def _values(self) -> list[str]:
@@ -239,7 +239,7 @@ class Choices(click.ParamType):
 def _click_type(declared: Setting, kind: Any):
     core = _core(kind)
     if declared.choices is not None:
-        return Choices(declared, kind, separator="," if _is_sequence(kind) else None)
+        return Choices(declared, separator="," if _is_sequence(kind) else None)
     if declared.parse is not None:
         return click.STRING
     if core is Path:
@@ -321,14 +321,3 @@ def given(cls, values: dict) -> dict:
         return out
 
     return collect(cls)
-
-
-def names(cls) -> set[str]:
-    """Every command-line setting name of `cls`, nested configs included (to pop them from kwargs)."""
-    out = set()
-    for f, declared, kind in fields_of(cls):
-        if dataclasses.is_dataclass(kind):
-            out |= names(kind)
-        elif declared.cli:
-            out.add(f.name)
-    return out
