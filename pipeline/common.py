@@ -1,6 +1,7 @@
 """What every subcommand shares: verbosity flags, logging to stderr, progress switches, number formats."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import sys
@@ -74,3 +75,17 @@ def ray_settings(backend: str, ray_address: str | None, ray_actors: int | None, 
     from vad.extract.ray_backend import RayOptions
 
     return RayOptions(address=ray_address, actors=ray_actors, cpus_per_actor=ray_cpus)
+
+
+@contextlib.contextmanager
+def quiet_loggers(*names: str):
+    """Other libraries' INFO lines (the exporter's optimisation passes, NNCF) kept off vad's stderr: only their warnings pass."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(logging.WARNING, logger.level))
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)

@@ -38,6 +38,7 @@ from vad.extract.backbones import BackboneSpec
 from vad.extract.engine import load_backbone, network_form
 from vad.files import atomic_write_json, temporary_prefix
 from vad.models.io import load_model
+from vad.pipeline.common import quiet_loggers
 from vad.pipeline.network import ScoreInputError, check_weights, feature_spec
 from vad.runtimes import RUNTIMES, RuntimeMissing, load_network
 from vad.settings import setting
@@ -137,7 +138,7 @@ def _to_onnx(module: nn.Module, example: torch.Tensor, axes: dict, network: str,
     lines and warnings go to the debug log, not the user's terminal."""
     inputs, outputs = IO_NAMES[network]
     printed = io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(printed):
+    with warnings.catch_warnings(), contextlib.redirect_stdout(printed), quiet_loggers("onnxscript", "onnx_ir", "torch.onnx"):
         warnings.simplefilter("ignore")
         torch.onnx.export(module, (example,), str(path), input_names=inputs, output_names=outputs, dynamic_shapes=(axes,),
                           dynamo=True, opset_version=OPSET, external_data=False, verbose=False)

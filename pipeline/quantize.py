@@ -27,6 +27,7 @@ from vad.extract.preprocess import to_network_layout
 from vad.extract.snippets import VideoSummary, iter_snippets
 from vad.models.detector import ARMSDetector
 from vad.models.inference import score_video
+from vad.pipeline.common import quiet_loggers
 from vad.pipeline.network import snippet_plan
 from vad.progress import progress_bar
 from vad.runtimes import load_network
@@ -100,7 +101,8 @@ def quantize_backbone(xml: Path, backbone: torch.nn.Module, detector: ARMSDetect
     """Replace the fp32 OpenVINO backbone `xml` (with its .bin) by its int8 quantization; returns what
     vad-export.json records: precision, the calibration set and the deviation on the held-out snippets."""
     try:
-        import nncf
+        with quiet_loggers("torch.utils.cpp_extension"):  # NNCF's import looks for CUDA and says so
+            import nncf
         import openvino as ov
     except ImportError:
         raise ConfigError("--int8 needs NNCF and OpenVINO: pip install 'vad[openvino]'") from None
