@@ -34,6 +34,22 @@ def _weights_folders() -> list[dict]:
              "fetch_installs_here": os.path.abspath(folder) == installs} for folder in search_dirs()]
 
 
+def _runtimes() -> dict:
+    """Each --runtime's installed package version, or None with the extra that installs it (read from the
+    package metadata, so that listing them imports none of them)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from vad.runtimes import RUNTIMES
+
+    found = {}
+    for name in RUNTIMES:
+        try:
+            found[name] = version(RUNTIMES[name].package)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
+
+
 def collect() -> dict:
     """Everything `vad info` reports, as one JSON-able dict."""
     from importlib.metadata import PackageNotFoundError, version
@@ -64,6 +80,7 @@ def collect() -> dict:
         "default_model": default_model,
         "default_model_problem": default_model_problem,
         "torch": str(torch.__version__),
+        "runtimes": _runtimes(),
         "device": "cuda" if cuda else "cpu",  # what --device auto picks
         "gpu": torch.cuda.get_device_name(0) if cuda else None,
         **cpu_description(),
@@ -92,6 +109,11 @@ def info(as_json: bool) -> None:
         click.echo(f"                 {folder['path']} ({'; '.join(notes)})")
     click.echo(f"default model  {report['default_model'] or 'none: ' + report['default_model_problem']}")
     click.echo(f"torch          {report['torch']}")
+    from vad.runtimes import RUNTIMES
+
+    runtimes = [f"{name} {found}" if found else f"{name} (absent: pip install 'vad[{RUNTIMES[name].extra}]')"
+                for name, found in report["runtimes"].items()]
+    click.echo(f"runtimes       {'; '.join(runtimes)}")
     device = f"cuda ({report['gpu']})" if report["gpu"] else "cpu"
     click.echo(f"device         {device}; CPU {report['cpu']} ({', '.join(report['cpu_flags']) or 'no listed flags'}; "
                f"torch kernels {report['cpu_capability']})")

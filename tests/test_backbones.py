@@ -58,6 +58,16 @@ def test_normalisation_is_affine_float32_and_spreads_0_255(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_declared_affine_is_the_normalisation(name):
+    """vad-export.json hands `affine` to users who normalise without vad: it must compute what `normalise` does."""
+    spec = get_backbone(name)
+    values = torch.arange(256, dtype=torch.float32)
+    scale, offset = spec.affine
+    assert torch.allclose(values * scale + offset, spec.normalise(values), rtol=0, atol=1e-6)
+    assert not torch.allclose(values * scale + offset + 1e-3, spec.normalise(values), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_architecture_shapes_layout_and_labels(name):
     spec = get_backbone(name)
     torch.manual_seed(0)
