@@ -216,7 +216,7 @@ def preprocessing(spec: BackboneSpec, feature: dict) -> dict:
     }
 
 
-def _manifest(model: Path, payload: dict, spec: BackboneSpec, feature: dict, fmt: str, networks: dict, form: str) -> dict:
+def _manifest(model: Path, payload: dict, spec: BackboneSpec, feature: dict, fmt: str, networks: dict, *, form: str) -> dict:
     try:
         from importlib.metadata import version
 
@@ -299,7 +299,7 @@ def export_model(model: Path, out: Path, config: ExportConfig, progress: bool = 
                                                           feature, config, progress=progress))
         for entry in networks.values():
             entry["sha256"] = _file_digest(work / entry["file"])
-        atomic_write_json(work / EXPORT_FILE, _manifest(model, payload, spec, feature, config.format, networks, form))
+        atomic_write_json(work / EXPORT_FILE, _manifest(model, payload, spec, feature, config.format, networks, form=form))
         _replace(out, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -10,8 +10,11 @@ whole length) and kept in a memory-mapped file, not in memory.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import math
+import sys
 import tempfile
 from pathlib import Path
 
@@ -56,7 +59,7 @@ def calibration_videos(sources: tuple[Path, ...]) -> list[Path]:
     return list(dict.fromkeys(videos))
 
 
-def sample_clips(videos: list[Path], spec: BackboneSpec, feature: dict, count: int, seed: int, work: Path,
+def sample_clips(videos: list[Path], spec: BackboneSpec, feature: dict, count: int, seed: int, work: Path, *,
                  progress: bool = True) -> tuple[np.memmap, list[tuple[int, int]]]:
     """`count` clips (one crop of a snippet each, crops taken in turn) drawn evenly from `videos`:
     uint8 [n, clip_len, crop, crop, 3] in a file under `work`, and each clip's (video, snippet)."""
@@ -96,7 +99,7 @@ def sample_clips(videos: list[Path], spec: BackboneSpec, feature: dict, count: i
     return clips, owners
 
 
-def quantize_backbone(xml: Path, backbone: torch.nn.Module, detector: ARMSDetector, spec: BackboneSpec, feature: dict, config,
+def quantize_backbone(xml: Path, backbone: torch.nn.Module, detector: ARMSDetector, spec: BackboneSpec, feature: dict, config, *,
                       progress: bool = True) -> dict:
     """Replace the fp32 OpenVINO backbone `xml` (with its .bin) by its int8 quantization; returns what
     vad-export.json records: precision, the calibration set and the deviation on the held-out snippets."""
@@ -108,7 +111,7 @@ def quantize_backbone(xml: Path, backbone: torch.nn.Module, detector: ARMSDetect
         raise ConfigError("--int8 needs NNCF and OpenVINO: pip install 'vad[openvino]'") from None
     videos = calibration_videos(config.calibrate)
     with tempfile.TemporaryDirectory(dir=xml.parent) as scratch:
-        clips, owners = sample_clips(videos, spec, feature, config.snippets + config.held_out, config.seed, Path(scratch), progress)
+        clips, owners = sample_clips(videos, spec, feature, config.snippets + config.held_out, config.seed, Path(scratch), progress=progress)
         n = len(owners)
         held = np.zeros(n, dtype=bool)
         held[np.random.default_rng([config.seed, 1]).choice(n, size=min(config.held_out, max(n // 6, 1)), replace=False)] = True
@@ -122,7 +125,10 @@ def quantize_backbone(xml: Path, backbone: torch.nn.Module, detector: ARMSDetect
         calibration = [int(i) for i in np.flatnonzero(~held)]
         fp32 = ov.Core().read_model(str(xml))
         log.info("quantizing the backbone to int8 on %d snippets of %d videos (NNCF)", len(calibration), len({owners[i][0] for i in calibration}))
-        quantized = nncf.quantize(fp32, nncf.Dataset(calibration, network_input), subset_size=len(calibration))
+        # NNCF draws its progress bars (rich) on stdout, which carries vad export's JSON summary: onto
+        # stderr, or nowhere when progress is off (-q, not a terminal)
+        with contextlib.redirect_stdout(sys.stderr if progress else io.StringIO()):
+            quantized = nncf.quantize(fp32, nncf.Dataset(calibration, network_input), subset_size=len(calibration))
         int8_path = xml.with_name("backbone-int8.xml")
         ov.save_model(quantized, int8_path, compress_to_fp16=False)
         deviation = held_out_deviation(load_network("openvino", xml, torch.device("cpu")),

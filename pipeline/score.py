@@ -240,7 +240,7 @@ class Scorer:
                                                                             allow_unverified_weights=config.allow_unverified_weights)))
         feature = exported.feature
         spec = get_backbone(exported.manifest["backbone"]["name"])
-        if backbone and config.weights is not None:
+        if backbone and config.weights is not None and model.is_dir():  # a model.pt's export was made from --weights
             log.warning("warning: --weights is not read: the export %s holds the backbone's weights", exported.root)
         network = load_network(config.runtime, exported.path("backbone"), device) if backbone else None
         detector = load_network(config.runtime, exported.path("detector"), device)

@@ -19,11 +19,13 @@ from vad.models.detector import DetectorConfig
 from vad.models.losses import LOSSES, VideoLoss
 from vad.models.phases import PHASES, get_phase
 from vad.pipeline.cli import main
+from vad.pipeline.export import ExportConfig
 from vad.pipeline.score import ScoreConfig
 from vad.pipeline.watch import WatchConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = {"train": (TrainConfig, DetectorConfig), "extract": (ExtractConfig,), "score": (ScoreConfig,), "watch": (WatchConfig,)}
+COMMANDS = {"train": (TrainConfig, DetectorConfig), "extract": (ExtractConfig,), "score": (ScoreConfig,), "watch": (WatchConfig,),
+            "export": (ExportConfig,)}
 
 
 def help_text(command: str) -> str:
@@ -56,7 +58,7 @@ def test_every_setting_is_in_its_commands_help_with_its_default(command):
             assert " ".join(match.group(2).split()) == " ".join(shown.split()), f"{flag}: help shows {match.group(2)!r}, the field {shown!r}"
             assert " ".join(declared.help.split())[:40] in match.group(1)
             seen += 1
-    assert seen == {"train": 28, "extract": 15, "score": 10, "watch": 20}[command]
+    assert seen == {"train": 28, "extract": 15, "score": 11, "watch": 21, "export": 9}[command]
 
 
 def test_some_defaults_as_a_user_reads_them():
