@@ -295,7 +295,7 @@ def export_model(model: Path, out: Path, config: ExportConfig, progress: bool = 
         if config.int8:
             from vad.pipeline.quantize import quantize_backbone
 
-            networks["backbone"].update(quantize_backbone(work / networks["backbone"]["file"], modules["backbone"], detector, spec,
+            networks["backbone"].update(quantize_backbone(work / networks["backbone"]["file"], detector, spec,
                                                           feature, config, progress=progress))
         for entry in networks.values():
             entry["sha256"] = _file_digest(work / entry["file"])

@@ -99,7 +99,7 @@ def sample_clips(videos: list[Path], spec: BackboneSpec, feature: dict, count: i
     return clips, owners
 
 
-def quantize_backbone(xml: Path, backbone: torch.nn.Module, detector: ARMSDetector, spec: BackboneSpec, feature: dict, config, *,
+def quantize_backbone(xml: Path, detector: ARMSDetector, spec: BackboneSpec, feature: dict, config, *,
                       progress: bool = True) -> dict:
     """Replace the fp32 OpenVINO backbone `xml` (with its .bin) by its int8 quantization; returns what
     vad-export.json records: precision, the calibration set and the deviation on the held-out snippets."""
