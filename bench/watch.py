@@ -10,8 +10,14 @@
 
 i3d-r50 runs the golden generator's weights (speed does not depend on weight values); i3d-inception the real
 weights when `vad weights fetch i3d-inception` has put them in weights/, else it is skipped, saying so.
+`--runtimes torch,onnxruntime,openvino` repeats parts 1 and 2 per runtime (the watch API's ScoreConfig.runtime;
+onnxruntime and OpenVINO run the export of the model that vad makes once, into the data folder, when the scorer
+loads, outside the timing); the rows name their runtime (bench/RUNTIMES.md). `--model` watches with a given
+model.pt or `vad export` folder (an int8 one too) instead of the generated models; `--backbones` is then ignored.
+`--no-compare` leaves part 3 out.
 
-    python bench/watch.py [--snippets 12] [--device cpu] [--backbones i3d-r50,i3d-inception]
+    python bench/watch.py [--snippets 12] [--device cpu] [--backbones i3d-r50,i3d-inception] [--runtimes torch]
+                          [--model MODEL.pt|EXPORT_DIR] [--no-compare]
 """
 from __future__ import annotations
 
@@ -29,7 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from score import backbone_weights, make_model  # noqa: E402
+from score import models  # noqa: E402
 
 from vad.hardware import cpu_description  # noqa: E402
 
@@ -94,11 +100,15 @@ def main() -> None:
     parser.add_argument("--backbones", default="i3d-r50,i3d-inception")
     parser.add_argument("--window", type=int, default=32)
     parser.add_argument("--compare-only", action="store_true", help="only part 3 (about a minute on 2 CPU cores)")
+    parser.add_argument("--no-compare", action="store_true", help="leave part 3 out")
+    parser.add_argument("--runtimes", "--runtime", default="torch", help="comma list of --runtime values: auto, torch, onnxruntime, openvino")
+    parser.add_argument("--model", type=Path, default=None, help="watch with this model.pt or export folder instead of generated models")
+    parser.add_argument("--profile", default="reference", help=argparse.SUPPRESS)  # the generated models' (score.models)
     args = parser.parse_args()
 
     import torch
 
-    from vad.pipeline.score import ScoreConfig, load_scorer
+    from vad.pipeline.score import ScoreConfig, Scorer
 
     if args.compare_only:
         print(json.dumps({"bench": "watch", "causal_vs_offline": causal_vs_offline()}, indent=1))
@@ -106,13 +116,12 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for backbone in args.backbones.split(","):
-            weights, origin = backbone_weights(backbone, tmp)
-            if weights is None:
+        for backbone, model, weights, origin, runtime in [(*m, r) for m in models(args, tmp) for r in args.runtimes.split(",")]:
+            if model is None:
                 results.append({"backbone": backbone, "skipped": origin})
                 continue
-            model = make_model(tmp / f"{backbone}.pt", backbone, weights, "reference")
-            scorer = load_scorer(ScoreConfig(model=model, weights=weights, device=args.device, batch_size=1, decoder="pyav"))
+            scorer = Scorer.from_config(ScoreConfig(model=model, weights=weights, device=args.device, batch_size=1, decoder="pyav",
+                                                    runtime=runtime))
             fast = make_h264(tmp / "fast.mp4", 320, 240, n_frames=16 * args.snippets, fps=25)
             rows, wall = run(fast, scorer, window=args.window)
             per_snippet = wall / len(rows)
@@ -121,12 +130,13 @@ def main() -> None:
             paced = make_h264(tmp / "paced.mp4", 320, 240, n_frames=16 * args.snippets, fps=paced_fps)
             with_lookahead, _ = run(paced, scorer, window=args.window, realtime=True)
             without, _ = run(paced, scorer, window=args.window, realtime=True, lookahead=False)
-            results.append({"backbone": backbone, "weights": origin, "crops": 1, "window": args.window,
+            results.append({"backbone": backbone, "runtime": scorer.config.runtime, "model": str(args.model) if args.model else "generated",
+                            "weights": origin, "crops": 1, "window": args.window,
                             "s_per_snippet": round(per_snippet, 3), "max_fps_kept_up": round(max_fps, 1), "paced_fps": paced_fps,
                             "lookahead": latency(with_lookahead), "no_lookahead": latency(without)})
     print(json.dumps({"bench": "watch", "device": args.device, **cpu_description(), "cpu_count": os.cpu_count(),
                       "torch_threads": torch.get_num_threads(), "load_average_1min_at_end": round(os.getloadavg()[0], 2),
-                      "frame_size": "320x240", "results": results, "causal_vs_offline": causal_vs_offline()}, indent=1))
+                      "frame_size": "320x240", "results": results, **({} if args.no_compare else {"causal_vs_offline": causal_vs_offline()})}, indent=1))
 
 
 if __name__ == "__main__":
