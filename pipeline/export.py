@@ -358,8 +358,10 @@ def read_export(folder: Path, verify: bool = True) -> Exported:
 def runtime_export(model: Path, fmt: str, config: ExportConfig) -> Path:
     """The export a runtime needs of a model.pt, kept in the data folder (<data>/exports/) and made once:
     keyed by the model file, the backbone weights and the network form."""
-    key = hashlib.sha256(f"{sha256_file(model)} {config.weights and sha256_file(config.weights)} {config.exact} "
-                         f"{config.allow_unverified_weights}".encode()).hexdigest()[:20]
+    # Verified weights are the ones the model records, whichever path names them: one export. Only
+    # --allow-unverified-weights can bring other weights, which are then part of the key.
+    weights = sha256_file(config.weights) if config.weights is not None and config.allow_unverified_weights else "recorded"
+    key = hashlib.sha256(f"{sha256_file(model)} {weights} {config.exact}".encode()).hexdigest()[:20]
     folder = home.data_dir() / "exports" / f"{key}-{fmt}"
     if is_export(folder):
         try:

@@ -163,6 +163,7 @@ def test_int8_export_records_its_calibration_and_deviation(exports, footage):
     assert 1 <= calibration["per_video_snippets"] <= 4
     assert -1 <= deviation["feature_cosine_min"] <= deviation["feature_cosine_mean"] <= 1
     assert deviation["feature_max_abs"] >= 0 and 0 <= deviation["score_max_abs"] <= 1
+    assert abs(deviation["score_mean_shift"]) <= deviation["score_max_abs"] and deviation["feature_norm_ratio_mean"] > 0
 
 
 # -- 2. an export runs without vad -----------------------------------------------------------------
@@ -290,6 +291,10 @@ def test_a_model_file_is_exported_once_and_a_damaged_export_is_made_again(export
     stamp = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
     assert_same_scores(score_json(clip, *args), torch_scores)
     assert len(calls) == 1 and {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == stamp  # not exported again
+    # the weights the model records, named by --weights or found where vad looks: one export (here none is installed,
+    # so the export in the data folder is all that scores)
+    assert_same_scores(score_json(clip, "--model", model, "--runtime", "onnxruntime"), torch_scores)
+    assert len(calls) == 1 and [p.name for p in (tmp_path / "home" / "exports").iterdir()] == [folder.name]
     # a damaged file: its sha256 no longer matches, so the export is made again, with a warning
     with open(folder / "detector.onnx", "ab") as f:
         f.write(b"\0")
