@@ -37,7 +37,7 @@ from vad.errors import ConfigError, RunFailure, VadError
 from vad.extract.backbones import BackboneSpec
 from vad.extract.engine import load_backbone, network_form
 from vad.files import atomic_write_json, temporary_prefix
-from vad.models.io import load_model
+from vad.models.io import load_model, read_model_file
 from vad.pipeline.common import quiet_loggers
 from vad.pipeline.network import ScoreInputError, check_weights, feature_spec
 from vad.runtimes import RUNTIMES, RuntimeMissing, load_network
@@ -358,6 +358,7 @@ def read_export(folder: Path, verify: bool = True) -> Exported:
 def runtime_export(model: Path, fmt: str, config: ExportConfig) -> Path:
     """The export a runtime needs of a model.pt, kept in the data folder (<data>/exports/) and made once:
     keyed by the model file, the backbone weights and the network form."""
+    read_model_file(model)  # a missing or foreign file: its own one-line error, before anything is hashed
     # Verified weights are the ones the model records, whichever path names them: one export. Only
     # --allow-unverified-weights can bring other weights, which are then part of the key.
     weights = sha256_file(config.weights) if config.weights is not None and config.allow_unverified_weights else "recorded"

@@ -407,6 +407,14 @@ def test_precision_bf16_with_a_model_file_and_onnxruntime_exits_2_before_exporti
     assert result.exit_code == 2 and "--precision bf16" in result.stderr and calls == [], result.output
 
 
+def test_a_model_file_that_is_missing_or_not_a_model_is_one_line_with_a_runtime(clip, tmp_path):
+    junk = tmp_path / "junk.pt"
+    junk.write_text("junk")
+    for model, message in ((tmp_path / "nope.pt", "no such model file"), (junk, "not a loadable model file")):
+        result = vad("score", clip, "--model", model, "--runtime", "onnxruntime", "--device", "cpu", "-q")
+        assert result.exit_code == 2 and message in result.stderr, result.output
+
+
 def test_a_folder_without_a_manifest_is_refused(clip, tmp_path):
     (tmp_path / "backbone.onnx").write_bytes(b"")
     for args in ([], ["--runtime", "onnxruntime"]):
