@@ -159,13 +159,25 @@ def evaluate(model: PathLike, cache: PathLike, labels: PathLike, gt: PathLike, *
 def load_scorer(model: PathLike | None = None, **config):
     """A Scorer of raw videos: `Scorer.score(video) -> Curve` (one score per decoded frame).
 
-    `model`: a model.pt written by `vad train`; None: the default model, as `vad score` uses.
-    `config` holds ScoreConfig's fields (device, correction, weights, decoder, batch_size...).
+    `model`: a model.pt written by `vad train`, or an export folder of `vad export`; None: the default
+    model, as `vad score` uses. `config` holds ScoreConfig's fields (device, correction, weights,
+    decoder, batch_size, runtime...).
     The backbone, crops and preprocessing come from the model file.
     """
     from vad.pipeline.score import ScoreConfig, Scorer
 
     return Scorer.from_config(build(ScoreConfig, {**config, **({"model": model} if model is not None else {})}, "load_scorer"))
+
+
+def export(model: PathLike, out: PathLike, **config):
+    """Export a model.pt to ONNX or OpenVINO files that run without vad, as `vad export`; returns the
+    Exported folder (its `manifest` is vad-export.json). `config` holds ExportConfig's fields (format,
+    int8, calibrate, snippets, held_out, weights, exact, overwrite...)."""
+    from vad.pipeline.export import ExportConfig, export_model
+
+    if "calibrate" in config:
+        config["calibrate"] = tuple(Path(p) for p in ([config["calibrate"]] if isinstance(config["calibrate"], str | Path) else config["calibrate"]))
+    return export_model(Path(model), Path(out), build(ExportConfig, config, "export"), progress=False)
 
 
 # -- live scoring ---------------------------------------------------------------------------------

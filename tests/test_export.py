@@ -457,3 +457,17 @@ def test_inception_export_scores_the_golden_clip_as_torch_does(tmp_path, incepti
     got = score_json(clip, "--model", tmp_path / "onnx")
     assert got["runtime"] == "onnxruntime" and got["backbone"] == "i3d-inception"
     assert_same_scores(got, expected)
+
+
+# -- the Python API --------------------------------------------------------------------------------
+def test_the_api_loads_an_export_and_checks_export_settings(exports, clip, torch_scores, model, tmp_path):
+    import vad as api
+    from vad.errors import ConfigError
+
+    curve = api.load_scorer(exports["onnx"], device="cpu").score(clip)
+    assert np.abs(curve.frame_scores - np.array(torch_scores["scores"])).max() < TOLERANCE
+    with pytest.raises(ConfigError, match=r"format.*'tflite' is not one of onnx, openvino"):
+        api.export(model, tmp_path / "out", format="tflite")
+    with pytest.raises(ConfigError, match="--int8 quantizes with NNCF for OpenVINO"):
+        api.export(model, tmp_path / "out", int8=True, calibrate=tmp_path)
+    assert not (tmp_path / "out").exists()

@@ -73,6 +73,13 @@ def load_scorer(model=None, **config):
     return load(model, **config)
 
 
+def export(model, out, **config):
+    """Export a model.pt to ONNX or OpenVINO (an int8 backbone too). See vad.pipeline.api.export."""
+    from vad.pipeline.api import export as run
+
+    return run(model, out, **config)
+
+
 def watch(source, model=None, **config) -> dict:
     """Score a live stream, camera or file causally, snippet by snippet. See vad.pipeline.api.watch."""
     from vad.pipeline.api import watch as run
