@@ -432,7 +432,7 @@ def test_an_int8_export_scores_with_openvino(exports, clip, torch_scores):
 
 # -- the real Inception backbone -------------------------------------------------------------------
 @pytest.mark.slow  # needs the real weights (make weights)
-def test_inception_export_scores_the_golden_clip_as_torch_does(tmp_path, inception_weights_path):
+def test_inception_export_scores_the_golden_and_a_demo_clip_as_torch_does(tmp_path, inception_weights_path):
     import torch
 
     from vad.extract.backbones import get_backbone
@@ -457,6 +457,13 @@ def test_inception_export_scores_the_golden_clip_as_torch_does(tmp_path, incepti
     got = score_json(clip, "--model", tmp_path / "onnx")
     assert got["runtime"] == "onnxruntime" and got["backbone"] == "i3d-inception"
     assert_same_scores(got, expected)
+    # a clip of the demo's generated footage (vad.synth, as `vad demo` renders it), with H.264 and a real anomaly
+    from vad.synth import make_dataset
+
+    make_dataset(tmp_path / "demo", 0, 1, n_frames=40, kinds=("fall",))
+    (demo_clip,) = (tmp_path / "demo" / "videos" / "abnormal").iterdir()
+    assert_same_scores(score_json(demo_clip, "--model", tmp_path / "onnx"),
+                       score_json(demo_clip, "--model", model, "--weights", inception_weights_path))
 
 
 # -- the Python API --------------------------------------------------------------------------------
