@@ -39,7 +39,7 @@ log = logging.getLogger("vad")
 
 # NNCF's default, fast bias correction left the demo's Inception-I3D features 14% longer than fp32
 # (held-out cosine 0.992) and lifted every score by about 0.13; the full bias correction (a
-# sub-graph statistics pass per layer) brings the length to 0.998 of fp32 and the cosine to 0.998
+# sub-graph statistics pass per layer) brings the length to 0.993-0.998 of fp32 and the cosine to 0.998
 # at the same int8 speed (bench/RUNTIMES.md, "int8 accuracy on the demo").
 FAST_BIAS_CORRECTION = False
 # Held-out scores that int8 moves further than this (max abs) or shifts on average (mean, signed)
