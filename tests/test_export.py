@@ -95,8 +95,8 @@ def openvino_export(tmp_path_factory, model, r50_weights_path, footage):
     """The OpenVINO export, with its backbone quantized to int8: it runs the whole OpenVINO path (fp32 IR, its check
     against PyTorch, then NNCF). The fp32 IR that the parity tests run is `openvino_fp32`."""
     out = tmp_path_factory.mktemp("export-openvino") / "out"
-    # In a process of its own: after nncf.quantize has run in a process, a SIGTERM to that process crashes it
-    # (SIGSEGV), and tests/test_faults_streams.py sends SIGTERM to the pytest process (docs/export.md, "int8").
+    # In a process of its own: once an int8 export has run in a process, a SIGTERM to that process crashes it
+    # (SIGSEGV; docs/export.md, "int8"), and tests/test_faults_streams.py sends SIGTERM to the pytest process.
     done = subprocess.run([sys.executable, "-c", "from vad.pipeline.cli import main; main()", "export", str(model), "--out", str(out),
                            "--format", "openvino", "--int8", "--calibrate", str(footage), "--snippets", "8", "--held-out", "4",
                            "--seed", "1", "--weights", str(r50_weights_path), "-q"], capture_output=True, text=True, timeout=600)
