@@ -77,11 +77,6 @@ def _export(tmp_path_factory, model, weights, fmt):
 
 
 @pytest.fixture(scope="module")
-def onnx_export(tmp_path_factory, model, r50_weights_path):
-    return _export(tmp_path_factory, model, r50_weights_path, "onnx")
-
-
-@pytest.fixture(scope="module")
 def footage(tmp_path_factory) -> Path:
     """3 clips of 4 snippets to calibrate int8 on: the 12 snippets the int8 export asks for."""
     folder = tmp_path_factory.mktemp("footage")
@@ -91,16 +86,31 @@ def footage(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def openvino_export(tmp_path_factory, model, r50_weights_path, footage):
-    """The OpenVINO export, with its backbone quantized to int8: it runs the whole OpenVINO path (fp32 IR, its check
-    against PyTorch, then NNCF). The fp32 IR that the parity tests run is `openvino_fp32`."""
+def both_exports(tmp_path_factory, model, r50_weights_path, footage):
+    """The ONNX export, made in this process, and the OpenVINO export with its backbone quantized to int8, which runs the
+    whole OpenVINO path (fp32 IR, its check against PyTorch, then NNCF), made at the same time in a process of its own:
+    once an int8 export has run in a process, a SIGTERM to that process crashes it (SIGSEGV; docs/export.md, "int8"), and
+    tests/test_faults_streams.py sends SIGTERM to the pytest process. The fp32 IR of the parity tests is `exports`'."""
     out = tmp_path_factory.mktemp("export-openvino") / "out"
-    # In a process of its own: once an int8 export has run in a process, a SIGTERM to that process crashes it
-    # (SIGSEGV; docs/export.md, "int8"), and tests/test_faults_streams.py sends SIGTERM to the pytest process.
-    done = subprocess.run([sys.executable, "-c", "from vad.pipeline.cli import main; main()", "export", str(model), "--out", str(out),
-                           "--format", "openvino", "--int8", "--calibrate", str(footage), "--snippets", "8", "--held-out", "4",
-                           "--seed", "1", "--weights", str(r50_weights_path), "-q"], capture_output=True, text=True, timeout=600)
-    return out, SimpleNamespace(exit_code=done.returncode, output=done.stderr, stdout=done.stdout)
+    int8 = subprocess.Popen([sys.executable, "-c", "from vad.pipeline.cli import main; main()", "export", str(model), "--out", str(out),
+                             "--format", "openvino", "--int8", "--calibrate", str(footage), "--snippets", "8", "--held-out", "4",
+                             "--seed", "1", "--weights", str(r50_weights_path), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        onnx = _export(tmp_path_factory, model, r50_weights_path, "onnx")
+        stdout, stderr = int8.communicate(timeout=600)
+    finally:
+        int8.kill()
+    return {"onnx": onnx, "openvino": (out, SimpleNamespace(exit_code=int8.returncode, output=stderr, stdout=stdout))}
+
+
+@pytest.fixture(scope="module")
+def onnx_export(both_exports):
+    return both_exports["onnx"]
+
+
+@pytest.fixture(scope="module")
+def openvino_export(both_exports):
+    return both_exports["openvino"]
 
 
 @pytest.fixture(scope="module")
