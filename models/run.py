@@ -18,12 +18,12 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from vad import home
 from vad.errors import ConfigError, RunFailure, VadError
 from vad.extract.cache import FeatureCache, FrameLayout
 from vad.files import atomic_write_json
@@ -168,10 +168,6 @@ class Trainer:
 
     def provenance(self, cache: FeatureCache, data: TrainingSet) -> dict:
         """What a model file says about where it came from (shown by `vad score --format json`)."""
-        try:
-            vad_version = version("vad")
-        except PackageNotFoundError:
-            vad_version = None
         return {
             "backbone": cache.config.get("backbone"),
             "train_videos": {"normal": len(data.normal_ids), "abnormal": len(data.abnormal_ids),
@@ -180,7 +176,7 @@ class Trainer:
             "command": self.command,
             "generated_footage": self.generated_footage,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "vad_version": vad_version,
+            "vad_version": home.installed_version(),
         }
 
     def _train(self, cache: FeatureCache, data: TrainingSet, evaluation: Evaluation | None, training_gt: dict | None,

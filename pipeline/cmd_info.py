@@ -52,18 +52,13 @@ def _runtimes() -> dict:
 
 def collect() -> dict:
     """Everything `vad info` reports, as one JSON-able dict."""
-    from importlib.metadata import PackageNotFoundError, version
-
     import torch
 
     from vad import home
     from vad.errors import VadError
     from vad.hardware import cpu_description
 
-    try:
-        vad_version = version("vad")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        vad_version = "unknown (not installed)"
+    vad_version = home.installed_version() or "unknown (not installed)"
     try:
         from vad.pipeline.score import default_model_path
 

@@ -39,7 +39,7 @@ from vad.extract.engine import load_backbone, network_form
 from vad.files import atomic_write_json, temporary_prefix
 from vad.models.io import load_model, read_model_file
 from vad.pipeline.common import quiet_loggers
-from vad.pipeline.network import ScoreInputError, check_weights, feature_spec
+from vad.pipeline.network import check_weights, feature_spec, model_feature
 from vad.runtimes import RUNTIMES, RuntimeMissing, load_network
 from vad.settings import setting
 from vad.weights import sha256_file
@@ -217,12 +217,6 @@ def preprocessing(spec: BackboneSpec, feature: dict) -> dict:
 
 
 def _manifest(model: Path, payload: dict, spec: BackboneSpec, feature: dict, fmt: str, networks: dict, *, form: str) -> dict:
-    try:
-        from importlib.metadata import version
-
-        vad_version = version("vad")
-    except Exception:  # an uninstalled checkout
-        vad_version = None
     dim = spec.feature_dim
     crop = feature.get("crop_size", 224)
     shapes = {
@@ -231,7 +225,7 @@ def _manifest(model: Path, payload: dict, spec: BackboneSpec, feature: dict, fmt
         "correction": ({"scores": ["snippets"]}, {"corrected": ["snippets"], "video_score": []}),
     }
     return {
-        "kind": EXPORT_KIND, "export_format": EXPORT_FORMAT, "format": fmt, "vad_version": vad_version,
+        "kind": EXPORT_KIND, "export_format": EXPORT_FORMAT, "format": fmt, "vad_version": home.installed_version(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "model": {"file": model.name, "sha256": sha256_file(model), "phase": payload.get("phase"), "iteration": payload.get("iteration")},
         "provenance": payload.get("provenance") if isinstance(payload.get("provenance"), dict) else {},
@@ -265,9 +259,7 @@ def export_model(model: Path, out: Path, config: ExportConfig, progress: bool = 
         raise ConfigError(f"--out {out}: the folder is not empty; pass --overwrite to replace what is there, or another --out")
     _require_exporter(config.format)
     detector, payload = load_model(model, "cpu")
-    feature = payload.get("feature")
-    if not isinstance(feature, dict):
-        raise ScoreInputError(f"{model}: no feature configuration in the model file (write models with `vad train`)")
+    feature = model_feature(payload, model)
     spec = feature_spec(feature, detector.config.feature_dim, model)
     weights = check_weights(spec, feature, model, config.weights, config.allow_unverified_weights)
     backbone, _ = load_backbone(spec, weights, torch.device("cpu"), allow_unverified=config.allow_unverified_weights, exact=config.exact)
@@ -299,11 +291,12 @@ def export_model(model: Path, out: Path, config: ExportConfig, progress: bool = 
                                                           feature, config, progress=progress))
         for entry in networks.values():
             entry["sha256"] = _file_digest(work / entry["file"])
-        atomic_write_json(work / EXPORT_FILE, _manifest(model, payload, spec, feature, config.format, networks, form=form))
+        manifest = _manifest(model, payload, spec, feature, config.format, networks, form=form)
+        atomic_write_json(work / EXPORT_FILE, manifest)
         _replace(out, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return read_export(out)
+    return Exported(out, manifest)
 
 
 def _replace(out: Path, work: Path) -> None:
@@ -355,7 +348,7 @@ def read_export(folder: Path, verify: bool = True) -> Exported:
     return exported
 
 
-def runtime_export(model: Path, fmt: str, config: ExportConfig) -> Path:
+def runtime_export(model: Path, fmt: str, config: ExportConfig) -> Exported:
     """The export a runtime needs of a model.pt, kept in the data folder (<data>/exports/) and made once:
     keyed by the model file, the backbone weights and the network form."""
     read_model_file(model)  # a missing or foreign file: its own one-line error, before anything is hashed
@@ -366,11 +359,11 @@ def runtime_export(model: Path, fmt: str, config: ExportConfig) -> Path:
     folder = home.data_dir() / "exports" / f"{key}-{fmt}"
     if is_export(folder):
         try:
-            return read_export(folder).root
+            return read_export(folder)
         except ExportError as exc:
             log.warning("warning: %s; exporting again", exc)
     log.info("exporting %s to %s once, into %s (vad export does this ahead of time)", model, fmt, folder)
     return export_model(model, folder, ExportConfig(format=fmt, weights=config.weights, exact=config.exact,
                                                      allow_unverified_weights=config.allow_unverified_weights, overwrite=True),
-                        progress=False).root
+                        progress=False)
 

@@ -10,12 +10,21 @@ from vad.errors import VadError
 from vad.extract.backbones import PROFILES, BackboneSpec, backbone_names, get_backbone
 from vad.extract.preprocess import CLIP_LEN, Geometry
 from vad.extract.snippets import SnippetPlan
+from vad.models.io import ModelFileError
 
 
 class ScoreInputError(VadError):
     """The model, its weights or the requested options cannot score videos; the message says why."""
 
 
+
+
+def model_feature(payload: dict, model: Path) -> dict:
+    """The feature configuration a model file records (backbone, weights, crops, geometry), or ModelFileError."""
+    feature = payload.get("feature")
+    if not isinstance(feature, dict):
+        raise ModelFileError(f"{model}: no feature configuration in the model file (write models with `vad train`)")
+    return feature
 
 
 def feature_spec(feature: dict, detector_dim: int, model_path: Path) -> BackboneSpec:

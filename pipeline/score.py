@@ -38,9 +38,9 @@ from vad.models.correction import correct_scores, video_level_score
 from vad.models.detector import ARMSDetector
 from vad.models.evaluate import frame_scores
 from vad.models.inference import refuse_non_finite, score_video
-from vad.models.io import ModelFileError, load_model
-from vad.pipeline.export import FORMATS, ExportConfig, Exported, is_export, read_export, runtime_export
-from vad.pipeline.network import ScoreInputError, check_weights, feature_spec, short, snippet_plan
+from vad.models.io import load_model
+from vad.pipeline.export import FORMATS, ExportConfig, Exported, read_export, runtime_export
+from vad.pipeline.network import ScoreInputError, check_weights, feature_spec, model_feature, short, snippet_plan
 from vad.pipeline.plot import Interval, intervals_above, plot_curve
 from vad.runtimes import RUNTIMES, load_network, runtime_names
 from vad.settings import setting
@@ -208,9 +208,7 @@ class Scorer:
             log.warning("warning: --precision bf16 on %s: no bf16 hardware (AMX, AVX512-BF16) here, so it is emulated and "
                         "slower than fp32; scores also move by up to 0.053. Use --precision auto", device)
         detector, payload = load_model(config.model, device)
-        feature = payload.get("feature")
-        if not isinstance(feature, dict):
-            raise ModelFileError(f"{config.model}: no feature configuration in the model file (write models with `vad train`)")
+        feature = model_feature(payload, Path(config.model))
         spec = feature_spec(feature, detector.config.feature_dim, Path(config.model))
         network = None
         if backbone:
@@ -230,14 +228,14 @@ class Scorer:
                                   f"was exported in (fp32, or an int8 backbone); leave --precision at auto")
         fmt = next(iter(RUNTIMES[config.runtime].formats))
         model = Path(config.model)
-        if is_export(model) or model.is_dir():
+        if model.is_dir():
             exported = read_export(model)
             if exported.format not in RUNTIMES[config.runtime].formats:
                 raise ScoreInputError(f"{model}: a {exported.format} export, which --runtime {config.runtime} cannot run; use "
                                       f"--runtime {FORMATS[exported.format]}")
         else:
-            exported = read_export(runtime_export(model, fmt, ExportConfig(weights=config.weights, exact=config.exact,
-                                                                            allow_unverified_weights=config.allow_unverified_weights)))
+            exported = runtime_export(model, fmt, ExportConfig(weights=config.weights, exact=config.exact,
+                                                               allow_unverified_weights=config.allow_unverified_weights))
         feature = exported.feature
         spec = get_backbone(exported.manifest["backbone"]["name"])
         if backbone and config.weights is not None and model.is_dir():  # a model.pt's export was made from --weights

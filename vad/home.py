@@ -60,3 +60,14 @@ def unwritable(path: Path, exc: OSError, setting: str = HOME_ENV) -> DataFolderE
     """The one-line error for a failed write of vad's state, naming the setting that moves it."""
     reason = exc.strerror or type(exc).__name__
     return DataFolderError(f"cannot write {path} ({reason}); set ${setting} to a writable folder")
+
+
+def installed_version() -> str | None:
+    """The installed vad's version, as model files, exports and `vad info` record it; None when run
+    from a source tree that was never installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vad")
+    except PackageNotFoundError:
+        return None
